@@ -1,0 +1,281 @@
+"""Settings for Attio Portal, read from the environment (and `.env` when present).
+
+Every variable is listed and explained in `.env.example`. With nothing set, the
+portal runs in development mode: DEBUG on, SQLite and the embedded Celery broker
+under `var/`. With DEBUG off, missing or insecure secrets stop it at start-up.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from connections.crypto import DEVELOPMENT_KEY, KeyConfigError, KeyRing
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    env.read_env(BASE_DIR / ".env")
+
+DEBUG = env.bool("DEBUG", default=True)
+
+DEVELOPMENT_SECRET_KEY = (
+    "django-insecure-development-only-never-use-this-key-in-production"
+)
+# An empty value counts as unset, so a copied .env.example works in development.
+SECRET_KEY = env.str("SECRET_KEY", default="") or (
+    DEVELOPMENT_SECRET_KEY if DEBUG else ""
+)
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
+)
+# The public URL of the portal: the OAuth redirect URI and the MCP endpoint URL are
+# built from it, so it must be the address users and MCP clients actually reach.
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip(
+    "/"
+)
+
+# AES-256-GCM keys for OAuth tokens at rest, newest first; older keys only decrypt.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or (
+    [DEVELOPMENT_KEY] if DEBUG else []
+)
+# Server-side secret for the HMAC-SHA256 digests of portal API keys.
+API_KEY_HMAC_SECRET = env.str("API_KEY_HMAC_SECRET", default="") or (
+    "development-api-key-secret" if DEBUG else ""
+)
+
+
+def _refuse(variable: str, problem: str) -> None:
+    raise ImproperlyConfigured(
+        f"{variable} {problem}. DEBUG is off, so the portal refuses to start; "
+        f"set {variable} in the environment or .env (see .env.example)."
+    )
+
+
+if not DEBUG:
+    if not SECRET_KEY:
+        _refuse("SECRET_KEY", "is not set")
+    if SECRET_KEY == DEVELOPMENT_SECRET_KEY or SECRET_KEY.startswith("django-insecure"):
+        _refuse("SECRET_KEY", "is the insecure development default")
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5:
+        _refuse("SECRET_KEY", "is too short (use at least 50 random characters)")
+    if not ALLOWED_HOSTS:
+        _refuse("ALLOWED_HOSTS", "is empty")
+    if "*" in ALLOWED_HOSTS:
+        _refuse("ALLOWED_HOSTS", "contains '*'")
+    if not FIELD_ENCRYPTION_KEYS:
+        _refuse("FIELD_ENCRYPTION_KEYS", "is not set")
+    if DEVELOPMENT_KEY in FIELD_ENCRYPTION_KEYS:
+        _refuse("FIELD_ENCRYPTION_KEYS", "contains the development key")
+    if len(API_KEY_HMAC_SECRET) < 32:
+        _refuse("API_KEY_HMAC_SECRET", "is not set or shorter than 32 characters")
+
+try:
+    FIELD_ENCRYPTION_KEYRING = KeyRing.from_entries(FIELD_ENCRYPTION_KEYS)
+except KeyConfigError as e:
+    raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS is invalid: {e}") from None
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "axes",
+    "connections",
+    "mcp_gateway",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "attio_portal.urls"
+ASGI_APPLICATION = "attio_portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # Project templates come first so the portal's registration/ pages win over
+        # the admin's plain ones.
+        "DIRS": [BASE_DIR / "attio_portal" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite serialises writers; wait for the lock instead of failing at once when the
+    # web server, worker and beat touch the database together.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses sign-ins from locked-out accounts and addresses.
+    "axes.backends.AxesStandaloneBackend",
+    "attio_portal.auth.EmailOrUsernameBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {
+        "NAME": "django.contrib.auth.password_validation."
+        "UserAttributeSimilarityValidator"
+    },
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Failed sign-ins are throttled per account and, separately, per client address.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "attio_portal" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        # Hashed, compressed files in production (after collectstatic); plain files
+        # straight from the source tree in development.
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="Attio Portal <portal@localhost>"
+)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# Security headers and cookies. In production the portal sits behind a TLS proxy that
+# sets X-Forwarded-Proto.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Health checks come from inside the network over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG
+)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_HTTPONLY = True
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PORTAL_BASE_URL])
+X_FRAME_OPTIONS = "DENY"
+
+# Attio OAuth app and API. See README "Registering an Attio app".
+ATTIO_CLIENT_ID = env.str("ATTIO_CLIENT_ID", default="")
+ATTIO_CLIENT_SECRET = env.str("ATTIO_CLIENT_SECRET", default="")
+ATTIO_AUTHORIZE_URL = env.str(
+    "ATTIO_AUTHORIZE_URL", default="https://app.attio.com/authorize"
+)
+ATTIO_TOKEN_URL = env.str(
+    "ATTIO_TOKEN_URL", default="https://app.attio.com/oauth/token"
+)
+ATTIO_REVOKE_URL = env.str(
+    "ATTIO_REVOKE_URL", default="https://app.attio.com/oauth/revoke"
+)
+ATTIO_INTROSPECT_URL = env.str(
+    "ATTIO_INTROSPECT_URL", default="https://app.attio.com/oauth/introspect"
+)
+ATTIO_API_BASE_URL = env.str(
+    "ATTIO_API_BASE_URL", default="https://api.attio.com"
+).rstrip("/")
+
+# Celery. With no CELERY_BROKER_URL the embedded filesystem broker under var/ is
+# used, so development needs no server; production sets redis://.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
+CELERY_BROKER_FOLDER = VAR_DIR / "celery-broker"
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_FOLDER),
+        "data_folder_out": str(CELERY_BROKER_FOLDER),
+        "control_folder": str(VAR_DIR / "celery-control"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+# A task that dies with its worker goes back on the queue instead of being lost.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE: dict = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        # HTTP and OAuth libraries have logged request headers and fresh tokens at
+        # DEBUG before; keep them quiet whatever LOG_LEVEL says.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
+        "httpcore2": {"level": "WARNING"},
+        "authlib": {"level": "WARNING"},
+    },
+}
