@@ -231,6 +231,14 @@ ATTIO_REVOKE_URL = env.str(
 ATTIO_INTROSPECT_URL = env.str(
     "ATTIO_INTROSPECT_URL", default="https://app.attio.com/oauth/introspect"
 )
+# Extra authorize parameters, e.g. ATTIO_AUTHORIZE_EXTRA_PARAMS=token_level=user
+ATTIO_AUTHORIZE_EXTRA_PARAMS = env.dict("ATTIO_AUTHORIZE_EXTRA_PARAMS", default={})
+# Attio's issuer, compared with an `iss` parameter on the OAuth callback (RFC 9207).
+ATTIO_OAUTH_ISSUER = env.str("ATTIO_OAUTH_ISSUER", default="https://app.attio.com")
+# Attempts at Attio's revoke endpoint before a pending revocation is given up.
+ATTIO_REVOKE_MAX_ATTEMPTS = env.int("ATTIO_REVOKE_MAX_ATTEMPTS", default=8)
+# How long a user has to finish Attio's consent page before the flow's state expires.
+ATTIO_OAUTH_STATE_MAX_AGE = 600
 ATTIO_API_BASE_URL = env.str(
     "ATTIO_API_BASE_URL", default="https://api.attio.com"
 ).rstrip("/")
@@ -259,7 +267,14 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    # Revocations at Attio that failed are retried by their own countdown; this catches
+    # any whose message was lost (a broker restart, a killed worker).
+    "retry-pending-revocations": {
+        "task": "connections.tasks.retry_pending_revocations",
+        "schedule": 15 * 60,
+    },
+}
 
 LOGGING = {
     "version": 1,

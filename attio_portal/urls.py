@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from connections import views as connection_views
+
 from . import views
 
 admin.site.site_header = "Attio Portal administration"
@@ -17,5 +19,6 @@ urlpatterns = [
     ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("", include("connections.urls")),
+    path("connections/", include("connections.urls")),
+    path("", connection_views.dashboard, name="dashboard"),
 ]

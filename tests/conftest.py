@@ -2,8 +2,15 @@
 
 import os
 
+import httpx
+import httpx2
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from connections import attio
+from connections.models import Connection
+from tests.fake_attio import FakeAttio
 
 PASSWORD = "correct horse battery staple"
 
@@ -12,6 +19,75 @@ PASSWORD = "correct horse battery staple"
 def fast_password_hashing(settings):
     # The default hasher is deliberately slow; tests sign in hundreds of times.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+class RealNetworkBlocked(Exception):
+    pass
+
+
+def _refuse(request):
+    raise RealNetworkBlocked(f"a test tried to reach {request.url.host}")
+
+
+@pytest.fixture(autouse=True)
+def no_real_network(monkeypatch):
+    """No test may reach the real Attio: every Attio call fails unless faked."""
+    monkeypatch.setattr(
+        attio, "http", httpx.Client(transport=httpx.MockTransport(_refuse))
+    )
+    monkeypatch.setattr(attio, "oauth_transport", httpx2.MockTransport(_refuse))
+
+
+@pytest.fixture
+def fake_attio(monkeypatch, settings):
+    """A stateful fake Attio wired into the portal's Attio client."""
+    fake = FakeAttio(
+        redirect_uris=[f"{settings.PORTAL_BASE_URL}/connections/callback/"]
+    )
+    settings.ATTIO_CLIENT_ID = fake.client_id
+    settings.ATTIO_CLIENT_SECRET = fake.client_secret
+    monkeypatch.setattr(attio, "http", httpx.Client(transport=fake.transport()))
+    monkeypatch.setattr(attio, "oauth_transport", fake.httpx2_transport())
+    return fake
+
+
+@pytest.fixture
+def refreshing_attio(fake_attio):
+    """The fake Attio issuing one-hour tokens with rotating refresh tokens."""
+    fake_attio.token_shape = "refreshing"
+    return fake_attio
+
+
+@pytest.fixture
+def make_connection(fake_attio):
+    """A connection whose token the fake Attio knows, for any user and workspace."""
+
+    def make_connection(owner, workspace: str | None = None, **overrides):
+        ws = fake_attio.workspace(workspace)
+        tokens = fake_attio.issue_tokens(workspace)
+        connection = Connection.objects.create(
+            owner=owner,
+            method=overrides.pop("method", Connection.Method.OAUTH),
+            workspace_id=ws.id,
+            workspace_name=ws.name,
+            workspace_slug=ws.slug,
+            scopes=fake_attio.scopes,
+            last_checked_at=timezone.now(),
+        )
+        expires_in = tokens.get("expires_in")
+        connection.set_credentials(
+            access_token=tokens["access_token"],
+            refresh_token=tokens.get("refresh_token"),
+            expires_at=timezone.now() + timezone.timedelta(seconds=expires_in)
+            if expires_in
+            else None,
+        )
+        for field, value in overrides.items():
+            setattr(connection, field, value)
+        connection.save()
+        return connection
+
+    return make_connection
 
 
 @pytest.fixture
@@ -23,6 +99,34 @@ def make_user(db):
         )
 
     return make_user
+
+
+@pytest.fixture
+def alice(make_user):
+    """A team member with an active connection to the Acme workspace."""
+    return make_user("alice")
+
+
+@pytest.fixture
+def alice_connection(alice, make_connection):
+    return make_connection(alice, "acme")
+
+
+@pytest.fixture
+def bob(make_user):
+    """A team member whose connection needs reconnecting."""
+    return make_user("bob")
+
+
+@pytest.fixture
+def bob_connection(bob, make_connection):
+    return make_connection(
+        bob,
+        "acme",
+        status=Connection.Status.NEEDS_RECONNECT,
+        last_error_code="inactive",
+        last_error_message="Attio says the token is no longer active.",
+    )
 
 
 @pytest.fixture

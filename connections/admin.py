@@ -1,0 +1,200 @@
+"""Admin for connections and the audit log. No page here ever shows a token."""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.template.response import TemplateResponse
+
+from . import services
+from .forms import RevokeReasonForm
+from .models import AuditEvent, Connection, PendingRevocation
+
+
+@admin.register(Connection)
+class ConnectionAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "owner",
+        "workspace_name",
+        "method",
+        "status",
+        "last_checked_at",
+        "expires_at",
+    ]
+    list_filter = ["status", "method"]
+    search_fields = [
+        "owner__email",
+        "owner__username",
+        "workspace_name",
+        "workspace_slug",
+    ]
+    list_select_related = ["owner"]
+    raw_id_fields = ["owner"]
+    # Token columns are left out entirely; a boolean says whether one exists.
+    fields = [
+        "owner",
+        "method",
+        "status",
+        "workspace_name",
+        "workspace_slug",
+        "workspace_id",
+        "attio_member_id",
+        "scopes",
+        "has_access_token",
+        "has_refresh_token",
+        "version",
+        "created_at",
+        "last_checked_at",
+        "expires_at",
+        "revoked_at",
+        "notified_at",
+        "last_error_code",
+        "last_error_message",
+    ]
+    readonly_fields = fields
+    actions = ["revoke_selected", "check_now"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Revoke instead: it tells Attio and leaves an audit trail.
+        return False
+
+    @admin.display(boolean=True, description="Has access token")
+    def has_access_token(self, obj: Connection) -> bool:
+        return bool(obj.access_token_sealed)
+
+    @admin.display(boolean=True, description="Has refresh token")
+    def has_refresh_token(self, obj: Connection) -> bool:
+        return obj.has_refresh_token
+
+    @admin.action(description="Revoke selected connections", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        form = RevokeReasonForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            count = sum(
+                services.revoke_connection(
+                    c,
+                    by=request.user,
+                    reason=form.cleaned_data["reason"],
+                    ip=services.client_ip(request),
+                )
+                for c in queryset
+            )
+            self.message_user(
+                request, f"Revoked {count} connection(s).", messages.SUCCESS
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/connections/revoke_confirmation.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Revoke connections",
+                "opts": self.model._meta,
+                "connections": queryset.select_related("owner"),
+                "form": form,
+                "action": "revoke_selected",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(description="Check now with Attio", permissions=["change"])
+    def check_now(self, request, queryset):
+        results = [services.check_connection(c, by=request.user) for c in queryset]
+        working = sum(
+            1
+            for c in results
+            if c.status == Connection.Status.ACTIVE and not c.last_error_code
+        )
+        self.message_user(
+            request, f"Checked {len(results)} connection(s); {working} working."
+        )
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "kind",
+        "subject",
+        "actor",
+        "workspace_name",
+        "ip_address",
+        "reason",
+    ]
+    list_filter = ["kind", ("subject", admin.RelatedOnlyFieldListFilter)]
+    search_fields = [
+        "subject__email",
+        "subject__username",
+        "actor__email",
+        "workspace_name",
+    ]
+    list_select_related = ["subject", "actor"]
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PendingRevocation)
+class PendingRevocationAdmin(admin.ModelAdmin):
+    list_display = [
+        "__str__",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "last_error",
+    ]
+    fields = ["connection", "attempts", "created_at", "next_attempt_at", "last_error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    actions = ["deactivate_selected"]
+
+    def save_model(self, request, obj, form, change):
+        deactivating = change and "is_active" in form.changed_data and not obj.is_active
+        super().save_model(request, obj, form, change)
+        if deactivating:
+            revoked = services.deactivate_user(
+                obj, by=request.user, ip=services.client_ip(request)
+            )
+            self.message_user(
+                request,
+                f"{obj} is deactivated: {revoked} connection(s) revoked, "
+                "sessions ended.",
+            )
+
+    @admin.action(description="Deactivate selected users", permissions=["change"])
+    def deactivate_selected(self, request, queryset):
+        users = [u for u in queryset if u.is_active and u.pk != request.user.pk]
+        revoked = sum(
+            services.deactivate_user(u, by=request.user, ip=services.client_ip(request))
+            for u in users
+        )
+        self.message_user(
+            request,
+            f"Deactivated {len(users)} user(s); revoked {revoked} connection(s).",
+        )
