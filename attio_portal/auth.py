@@ -12,6 +12,4 @@ class EmailOrUsernameBackend(ModelBackend):
             users = get_user_model().objects.filter(email__iexact=username)[:2]
             if len(users) == 1:
                 username = users[0].get_username()
-        return super().authenticate(
-            request, username=username, password=password, **kwargs
-        )
+        return super().authenticate(request, username=username, password=password, **kwargs)

@@ -22,21 +22,15 @@ if (BASE_DIR / ".env").is_file():
 
 DEBUG = env.bool("DEBUG", default=True)
 
-DEVELOPMENT_SECRET_KEY = (
-    "django-insecure-development-only-never-use-this-key-in-production"
-)
+DEVELOPMENT_SECRET_KEY = "django-insecure-development-only-never-use-this-key-in-production"
 # An empty value counts as unset, so a copied .env.example works in development.
-SECRET_KEY = env.str("SECRET_KEY", default="") or (
-    DEVELOPMENT_SECRET_KEY if DEBUG else ""
-)
+SECRET_KEY = env.str("SECRET_KEY", default="") or (DEVELOPMENT_SECRET_KEY if DEBUG else "")
 ALLOWED_HOSTS = env.list(
     "ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
 # The public URL of the portal: the OAuth redirect URI and the MCP endpoint URL are
 # built from it, so it must be the address users and MCP clients actually reach.
-PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip(
-    "/"
-)
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # AES-256-GCM keys for OAuth tokens at rest, newest first; older keys only decrypt.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or (
@@ -123,9 +117,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-}
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -142,10 +134,7 @@ AUTHENTICATION_BACKENDS = [
     "attio_portal.auth.EmailOrUsernameBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
-    {
-        "NAME": "django.contrib.auth.password_validation."
-        "UserAttributeSimilarityValidator"
-    },
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -193,9 +182,7 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
-DEFAULT_FROM_EMAIL = env.str(
-    "DEFAULT_FROM_EMAIL", default="Attio Portal <portal@localhost>"
-)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Attio Portal <portal@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # Security headers and cookies. In production the portal sits behind a TLS proxy that
@@ -205,9 +192,7 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 # Health checks come from inside the network over plain HTTP.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool(
-    "SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG
-)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_SECURE = not DEBUG
@@ -219,15 +204,9 @@ X_FRAME_OPTIONS = "DENY"
 # Attio OAuth app and API. See README "Registering an Attio app".
 ATTIO_CLIENT_ID = env.str("ATTIO_CLIENT_ID", default="")
 ATTIO_CLIENT_SECRET = env.str("ATTIO_CLIENT_SECRET", default="")
-ATTIO_AUTHORIZE_URL = env.str(
-    "ATTIO_AUTHORIZE_URL", default="https://app.attio.com/authorize"
-)
-ATTIO_TOKEN_URL = env.str(
-    "ATTIO_TOKEN_URL", default="https://app.attio.com/oauth/token"
-)
-ATTIO_REVOKE_URL = env.str(
-    "ATTIO_REVOKE_URL", default="https://app.attio.com/oauth/revoke"
-)
+ATTIO_AUTHORIZE_URL = env.str("ATTIO_AUTHORIZE_URL", default="https://app.attio.com/authorize")
+ATTIO_TOKEN_URL = env.str("ATTIO_TOKEN_URL", default="https://app.attio.com/oauth/token")
+ATTIO_REVOKE_URL = env.str("ATTIO_REVOKE_URL", default="https://app.attio.com/oauth/revoke")
 ATTIO_INTROSPECT_URL = env.str(
     "ATTIO_INTROSPECT_URL", default="https://app.attio.com/oauth/introspect"
 )
@@ -239,9 +218,7 @@ ATTIO_OAUTH_ISSUER = env.str("ATTIO_OAUTH_ISSUER", default="https://app.attio.co
 ATTIO_REVOKE_MAX_ATTEMPTS = env.int("ATTIO_REVOKE_MAX_ATTEMPTS", default=8)
 # How long a user has to finish Attio's consent page before the flow's state expires.
 ATTIO_OAUTH_STATE_MAX_AGE = 600
-ATTIO_API_BASE_URL = env.str(
-    "ATTIO_API_BASE_URL", default="https://api.attio.com"
-).rstrip("/")
+ATTIO_API_BASE_URL = env.str("ATTIO_API_BASE_URL", default="https://api.attio.com").rstrip("/")
 
 # Celery. With no CELERY_BROKER_URL the embedded filesystem broker under var/ is
 # used, so development needs no server; production sets redis://.
@@ -256,6 +233,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# The queue tasks go to; separate names let several portals share one Redis.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -267,12 +246,36 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Keeping connections fresh (see connections/services.py ensure_fresh).
+# Refresh a token this long before it expires.
+CONNECTION_REFRESH_MARGIN = timedelta(
+    seconds=env.int("CONNECTION_REFRESH_MARGIN_SECONDS", default=600)
+)
+# Ask Attio whether a non-expiring token still works this often.
+CONNECTION_VALIDATE_INTERVAL = timedelta(
+    seconds=env.int("CONNECTION_VALIDATE_INTERVAL_SECONDS", default=3600)
+)
+# Lifetime assumed when a refresh answer has no expires_in: never "fresh forever".
+CONNECTION_DEFAULT_TOKEN_LIFETIME = timedelta(
+    seconds=env.int("CONNECTION_DEFAULT_TOKEN_LIFETIME_SECONDS", default=3600)
+)
+# How often beat looks for due connections.
+CONNECTION_SWEEP_INTERVAL = env.int("CONNECTION_SWEEP_INTERVAL_SECONDS", default=60)
+# A sweep's claim on a connection lapses after this, in case its task was lost.
+CONNECTION_SWEEP_CLAIM_TTL = timedelta(minutes=10)
+# Retries of a transient failure (timeouts, 5xx, 429) before waiting for the next sweep.
+CONNECTION_REFRESH_MAX_RETRIES = env.int("CONNECTION_REFRESH_MAX_RETRIES", default=5)
+# The sweep's share of Attio's per-workspace budget (100 reads/s, 25 writes/s), leaving
+# the rest to users' own traffic through the gateway. Token refreshes count as writes.
+SWEEP_READS_PER_SECOND = env.float("SWEEP_READS_PER_SECOND", default=50)
+SWEEP_WRITES_PER_SECOND = env.float("SWEEP_WRITES_PER_SECOND", default=10)
+
 CELERY_BEAT_SCHEDULE = {
-    # Revocations at Attio that failed are retried by their own countdown; this catches
-    # any whose message was lost (a broker restart, a killed worker).
-    "retry-pending-revocations": {
-        "task": "connections.tasks.retry_pending_revocations",
-        "schedule": 15 * 60,
+    # Refresh expiring tokens and validate the rest; due connections are fanned out as
+    # one task each. Every minute keeps well inside the 10-minute refresh margin.
+    "sweep-connections": {
+        "task": "connections.tasks.sweep_connections",
+        "schedule": CONNECTION_SWEEP_INTERVAL,
     },
 }
 

@@ -82,9 +82,7 @@ class ConnectionAdmin(admin.ModelAdmin):
                 )
                 for c in queryset
             )
-            self.message_user(
-                request, f"Revoked {count} connection(s).", messages.SUCCESS
-            )
+            self.message_user(request, f"Revoked {count} connection(s).", messages.SUCCESS)
             return None
         return TemplateResponse(
             request,
@@ -104,13 +102,9 @@ class ConnectionAdmin(admin.ModelAdmin):
     def check_now(self, request, queryset):
         results = [services.check_connection(c, by=request.user) for c in queryset]
         working = sum(
-            1
-            for c in results
-            if c.status == Connection.Status.ACTIVE and not c.last_error_code
+            1 for c in results if c.status == Connection.Status.ACTIVE and not c.last_error_code
         )
-        self.message_user(
-            request, f"Checked {len(results)} connection(s); {working} working."
-        )
+        self.message_user(request, f"Checked {len(results)} connection(s); {working} working.")
 
 
 @admin.register(AuditEvent)
@@ -178,13 +172,10 @@ class PortalUserAdmin(UserAdmin):
         deactivating = change and "is_active" in form.changed_data and not obj.is_active
         super().save_model(request, obj, form, change)
         if deactivating:
-            revoked = services.deactivate_user(
-                obj, by=request.user, ip=services.client_ip(request)
-            )
+            revoked = services.deactivate_user(obj, by=request.user, ip=services.client_ip(request))
             self.message_user(
                 request,
-                f"{obj} is deactivated: {revoked} connection(s) revoked, "
-                "sessions ended.",
+                f"{obj} is deactivated: {revoked} connection(s) revoked, sessions ended.",
             )
 
     @admin.action(description="Deactivate selected users", permissions=["change"])

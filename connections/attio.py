@@ -22,9 +22,7 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 USER_AGENT = "attio-portal"
 
 # All REST calls share this client (and its connection pool).
-http = httpx.Client(
-    timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=False
-)
+http = httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT}, follow_redirects=False)
 # authlib's OAuth client is built on httpx2; tests put the fake Attio's transport here.
 oauth_transport = None
 
@@ -60,8 +58,7 @@ class AttioError(Exception):
 
     def __repr__(self) -> str:
         return (
-            f"AttioError(status={self.status!r}, code={self.code!r}, "
-            f"permanent={self.permanent!r})"
+            f"AttioError(status={self.status!r}, code={self.code!r}, permanent={self.permanent!r})"
         )
 
 
@@ -125,9 +122,7 @@ def error_from_response(response) -> AttioError:
             retry_after=retry_after_seconds(response.headers.get("Retry-After")),
         )
     if status >= 500:
-        return AttioError(
-            f"Attio is unavailable (HTTP {status})", status=status, code=code
-        )
+        return AttioError(f"Attio is unavailable (HTTP {status})", status=status, code=code)
     permanent = status == 401 or code in PERMANENT_OAUTH_ERRORS
     return AttioError(message, status=status, code=code, permanent=permanent)
 
@@ -249,9 +244,7 @@ def refresh_access_token(refresh_token: str) -> TokenSet:
     """
     with _oauth_client() as client:
         token = _call_token_endpoint(
-            lambda: client.refresh_token(
-                settings.ATTIO_TOKEN_URL, refresh_token=refresh_token
-            )
+            lambda: client.refresh_token(settings.ATTIO_TOKEN_URL, refresh_token=refresh_token)
         )
     return _token_set(token)
 

@@ -42,9 +42,7 @@ def parse_key(entry: str) -> Key:
     except (binascii.Error, ValueError):
         raise KeyConfigError(f"key {key_id!r} is not valid base64") from None
     if len(material) != 32:
-        raise KeyConfigError(
-            f"key {key_id!r} decodes to {len(material)} bytes; AES-256 needs 32"
-        )
+        raise KeyConfigError(f"key {key_id!r} decodes to {len(material)} bytes; AES-256 needs 32")
     return Key(key_id, material)
 
 
@@ -74,9 +72,7 @@ class KeyRing:
 
     def seal(self, plaintext: str, *, aad: str) -> str:
         nonce = os.urandom(NONCE_BYTES)
-        body = AESGCM(self.primary.material).encrypt(
-            nonce, plaintext.encode(), aad.encode()
-        )
+        body = AESGCM(self.primary.material).encrypt(nonce, plaintext.encode(), aad.encode())
         encoded = base64.urlsafe_b64encode(nonce + body).decode()
         return f"{self.primary.key_id}{SEPARATOR}{encoded}"
 

@@ -41,17 +41,13 @@ class Connection(models.Model):
         related_name="attio_connections",
     )
     method = models.CharField(max_length=16, choices=Method.choices)
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.ACTIVE
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     workspace_id = models.CharField(max_length=64)
     workspace_name = models.CharField(max_length=200, blank=True)
     workspace_slug = models.CharField(max_length=200, blank=True)
     # The Attio workspace member who authorized the token.
     attio_member_id = models.CharField(max_length=64, blank=True)
-    scopes = models.TextField(
-        blank=True, help_text="Space-separated, as Attio grants them"
-    )
+    scopes = models.TextField(blank=True, help_text="Space-separated, as Attio grants them")
 
     # Sealed with AES-256-GCM (see crypto.py); never plaintext. Empty once revoked.
     access_token_sealed = models.TextField(blank=True, editable=False)
@@ -66,6 +62,9 @@ class Connection(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     # When the owner was told this connection needs reconnecting (once per incident).
     notified_at = models.DateTimeField(null=True, blank=True)
+    # Set when the sweep enqueues this connection, so a second sweep (beat firing twice,
+    # two beats) doesn't enqueue it again; cleared when the work is done.
+    sweep_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error_code = models.CharField(max_length=64, blank=True)
     last_error_message = models.CharField(max_length=500, blank=True)
 
@@ -86,9 +85,7 @@ class Connection(models.Model):
         return f"Connection {self.pk} ({self.owner.email or self.owner}, {workspace})"
 
     def __repr__(self) -> str:
-        return (
-            f"<Connection {self.pk} status={self.status} workspace={self.workspace_id}>"
-        )
+        return f"<Connection {self.pk} status={self.status} workspace={self.workspace_id}>"
 
     def _aad(self, field: str) -> str:
         # Binds each ciphertext to this row and field: copied elsewhere, it won't open.
@@ -124,13 +121,9 @@ class Connection(models.Model):
     ) -> None:
         """Seal new credentials into this row (the caller saves it)."""
         ring = keyring()
-        self.access_token_sealed = ring.seal(
-            access_token, aad=self._aad("access_token")
-        )
+        self.access_token_sealed = ring.seal(access_token, aad=self._aad("access_token"))
         self.refresh_token_sealed = (
-            ring.seal(refresh_token, aad=self._aad("refresh_token"))
-            if refresh_token
-            else ""
+            ring.seal(refresh_token, aad=self._aad("refresh_token")) if refresh_token else ""
         )
         self.expires_at = expires_at
         self.version += 1
@@ -142,9 +135,7 @@ class Connection(models.Model):
         if all(not s or ring.is_current(s) for s in sealed):
             return False
         if self.access_token_sealed:
-            self.access_token_sealed = ring.seal(
-                self.access_token(), aad=self._aad("access_token")
-            )
+            self.access_token_sealed = ring.seal(self.access_token(), aad=self._aad("access_token"))
         if self.refresh_token_sealed:
             self.refresh_token_sealed = ring.seal(
                 self.refresh_token(), aad=self._aad("refresh_token")
@@ -228,6 +219,7 @@ class AuditEvent(models.Model):
         CHECKED = "checked", "Checked"
         CHECK_FAILED = "check_failed", "Check failed"
         REFRESHED = "refreshed", "Refreshed"
+        REFRESH_RESPONSE_LOST = "refresh_response_lost", "Refresh answer lost"
         NEEDS_RECONNECT = "needs_reconnect", "Needs reconnect"
         DISCONNECTED = "disconnected", "Disconnected by user"
         REVOKED_BY_ADMIN = "revoked_by_admin", "Revoked by admin"
@@ -238,9 +230,7 @@ class AuditEvent(models.Model):
         KEY_CREATED = "key_created", "API key created"
         KEY_REVOKED = "key_revoked", "API key revoked"
 
-    created_at = models.DateTimeField(
-        default=timezone.now, editable=False, db_index=True
-    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
     # Who did it (empty for the system) and to whom.
     actor = models.ForeignKey(

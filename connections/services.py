@@ -1,13 +1,21 @@
 """Verbs on Attio connections, shared by views, tasks, admin actions and the gateway."""
 
+import contextlib
 import logging
 import secrets
 import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
-from django.db import IntegrityError, transaction
+from django.core.mail import send_mail
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
@@ -65,13 +73,9 @@ def start_oauth(request, *, reconnect: Connection | None = None) -> str:
         "started": time.time(),
         "reconnect": reconnect.pk if reconnect else None,
     }
-    newest = sorted(flows.items(), key=lambda item: item[1]["started"])[
-        -MAX_OPEN_FLOWS:
-    ]
+    newest = sorted(flows.items(), key=lambda item: item[1]["started"])[-MAX_OPEN_FLOWS:]
     request.session[OAUTH_FLOWS_SESSION_KEY] = dict(newest)
-    return attio.authorization_url(
-        state=state, code_verifier=verifier, redirect_uri=redirect_uri()
-    )
+    return attio.authorization_url(state=state, code_verifier=verifier, redirect_uri=redirect_uri())
 
 
 def _open_flows(request) -> dict:
@@ -100,9 +104,7 @@ def finish_oauth(request, params) -> tuple[Connection, bool]:
         )
     if params.get("error"):
         if params["error"] == "access_denied":
-            raise ConnectError(
-                "You declined access on Attio's page, so nothing was connected."
-            )
+            raise ConnectError("You declined access on Attio's page, so nothing was connected.")
         raise ConnectError(
             f"Attio did not grant access ({params['error'][:64]}). Nothing was changed."
         )
@@ -118,9 +120,7 @@ def finish_oauth(request, params) -> tuple[Connection, bool]:
     reconnect = None
     if flow["reconnect"]:
         reconnect = (
-            Connection.objects.live()
-            .filter(pk=flow["reconnect"], owner=request.user)
-            .first()
+            Connection.objects.live().filter(pk=flow["reconnect"], owner=request.user).first()
         )
         if reconnect is None:
             raise ConnectError(
@@ -236,10 +236,14 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
     connection.workspace_slug = identity.workspace_slug
     connection.attio_member_id = identity.member_id
     connection.scopes = identity.scope or tokens.scope
+    expires_at = tokens.expires_at or identity.expires_at
+    if expires_at is None and tokens.refresh_token:
+        # A refreshable token with no stated lifetime still gets refreshed on schedule.
+        expires_at = now + settings.CONNECTION_DEFAULT_TOKEN_LIFETIME
     connection.set_credentials(
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,
-        expires_at=tokens.expires_at or identity.expires_at,
+        expires_at=expires_at,
     )
     connection.mark_active(checked_at=now)
     connection.save()
@@ -260,68 +264,346 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
     return connection, created
 
 
-# --- Checking ----------------------------------------------------------------------
+# --- Keeping connections fresh -------------------------------------------------------
 
 
-def check_connection(connection: Connection, *, by=None) -> Connection:
-    """Ask Attio whether the connection's token still works, and record the answer."""
-    with transaction.atomic():
-        connection = Connection.objects.select_for_update().get(pk=connection.pk)
-        if not connection.is_usable and connection.status != Connection.Status.ACTIVE:
-            return connection
-        token = connection.access_token()
+class Outcome(StrEnum):
+    FRESH = "fresh"  # nothing to do, or another caller just did it
+    REFRESHED = "refreshed"
+    VALIDATED = "validated"
+    NEEDS_RECONNECT = "needs_reconnect"
+    SKIPPED = "skipped"  # gone, revoked, or already waiting for a reconnect
+
+
+def ensure_fresh(
+    connection_id: int,
+    *,
+    validate: bool = False,
+    seen_version: int | None = None,
+    by=None,
+) -> Outcome:
+    """Make a connection's credentials good, with one caller at a time talking to Attio.
+
+    Refreshes a token that expires within the margin (when there is a refresh token),
+    otherwise validates with `GET /v2/self` when asked to or when due. `seen_version`
+    is the version a caller used when Attio answered 401: if the row has moved on since,
+    someone else already refreshed and there is nothing to do. Permanent failures move
+    the connection to needs_reconnect; transient ones are recorded and raised as
+    AttioError so the caller can retry later.
+    """
+    transient = None
     try:
-        identity = attio.get_self(token)
-    except attio.AttioError as e:
-        if e.permanent:
-            return _mark_needs_reconnect(
-                connection, code=e.code or "unauthorized", message=e.message, by=by
-            )
         with transaction.atomic():
-            Connection.objects.filter(pk=connection.pk).update(
-                last_error_code=e.code[:64], last_error_message=e.message[:500]
-            )
-        record_event(
-            AuditEvent.Kind.CHECK_FAILED,
-            connection=connection,
-            actor=by,
-            status=e.status,
-            code=e.code,
+            # The row lock is held through the Attio call: concurrent callers queue
+            # here and, once in, see the winner's result and make no call at all.
+            connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
+            if connection is None or not connection.is_usable:
+                return Outcome.SKIPPED
+            if seen_version is not None and connection.version != seen_version:
+                return _release(connection, Outcome.FRESH)
+            now = timezone.now()
+            if _needs_refresh(connection, now, forced=seen_version is not None):
+                return _refresh(connection, now, by=by)
+            if validate or seen_version is not None or _due_for_validation(connection, now):
+                return _validate(connection, now, by=by)
+            return _release(connection, Outcome.FRESH)
+    except _Transient as e:
+        transient = e.error
+    except _ResponseLost:
+        return _mark_response_lost(connection_id, by=by)
+    _record_transient_failure(connection_id, transient, by=by)
+    raise transient
+
+
+class _Transient(Exception):
+    """Carries a transient AttioError out of the locked block, undoing its writes."""
+
+    def __init__(self, error: attio.AttioError):
+        self.error = error
+
+
+def _needs_refresh(connection: Connection, now, *, forced: bool) -> bool:
+    if not connection.has_refresh_token:
+        return False
+    if forced or connection.expires_at is None:
+        return True
+    return connection.expires_at <= now + settings.CONNECTION_REFRESH_MARGIN
+
+
+def _due_for_validation(connection: Connection, now) -> bool:
+    if connection.last_checked_at is None:
+        return True
+    if connection.expires_at is not None and connection.expires_at <= now:
+        return True
+    return connection.last_checked_at <= now - settings.CONNECTION_VALIDATE_INTERVAL
+
+
+def _release(connection: Connection, outcome: Outcome) -> Outcome:
+    if connection.sweep_claimed_at is not None:
+        Connection.objects.filter(pk=connection.pk).update(sweep_claimed_at=None)
+    return outcome
+
+
+def _refresh(connection: Connection, now, *, by) -> Outcome:
+    started_version = connection.version
+    try:
+        tokens = attio.refresh_access_token(connection.refresh_token())
+    except attio.AttioError as e:
+        if not e.permanent:
+            raise _Transient(e) from None
+        return _needs_reconnect(
+            connection, code=e.code or "refresh_refused", message=e.message, by=by
         )
-        connection.refresh_from_db()
-        return connection
+    try:
+        with transaction.atomic():
+            _store_refreshed(connection, tokens, now, started_version)
+    except DatabaseError:
+        # Attio has rotated the refresh token but the answer could not be saved: the
+        # old refresh token is spent, so retrying would only be refused.
+        logger.exception("Refresh answer for connection %s could not be saved", connection.pk)
+        raise _ResponseLost from None
+    record_event(AuditEvent.Kind.REFRESHED, connection=connection, actor=by)
+    logger.info("Refreshed Attio connection %s", connection.pk)
+    return Outcome.REFRESHED
+
+
+class _ResponseLost(Exception):
+    """A refresh succeeded at Attio but its answer could not be stored."""
+
+
+def _mark_response_lost(connection_id: int, *, by) -> Outcome:
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
+        if connection is None or not connection.is_usable:
+            return Outcome.SKIPPED
+        record_event(AuditEvent.Kind.REFRESH_RESPONSE_LOST, connection=connection, actor=by)
+        return _needs_reconnect(
+            connection,
+            code="refresh_response_lost",
+            message="A token refresh succeeded at Attio but could not be saved.",
+            by=by,
+        )
+
+
+def _store_refreshed(connection: Connection, tokens: attio.TokenSet, now, started_version):
+    refresh_token = tokens.refresh_token or connection.refresh_token()
+    expires_at = tokens.expires_at or now + settings.CONNECTION_DEFAULT_TOKEN_LIFETIME
+    connection.set_credentials(
+        access_token=tokens.access_token,
+        refresh_token=refresh_token,
+        expires_at=expires_at,
+    )
+    connection.mark_active(checked_at=now)
+    connection.sweep_claimed_at = None
+    if tokens.scope:
+        connection.scopes = tokens.scope
+    _save_if_version(connection, started_version)
+
+
+def _save_if_version(connection: Connection, started_version: int) -> bool:
+    """Write the row only if nobody changed its credentials meanwhile."""
+    fields = [
+        f.attname
+        for f in Connection._meta.concrete_fields
+        if f.attname not in ("id", "owner_id", "created_at")
+    ]
+    connection.updated_at = timezone.now()
+    written = Connection.objects.filter(pk=connection.pk, version=started_version).update(
+        **{name: getattr(connection, name) for name in fields}
+    )
+    if not written:
+        logger.warning(
+            "Discarded a late write to connection %s (version %s moved on)",
+            connection.pk,
+            started_version,
+        )
+    return bool(written)
+
+
+def _validate(connection: Connection, now, *, by) -> Outcome:
+    try:
+        identity = attio.get_self(connection.access_token())
+    except attio.AttioError as e:
+        if not e.permanent:
+            raise _Transient(e) from None
+        return _needs_reconnect(connection, code=e.code or "unauthorized", message=e.message, by=by)
     if not identity.active:
-        return _mark_needs_reconnect(
+        return _needs_reconnect(
             connection,
             code="inactive",
             message="Attio says the token is no longer active.",
             by=by,
         )
-    with transaction.atomic():
-        locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        if locked.status == Connection.Status.ACTIVE:
-            locked.mark_active(checked_at=timezone.now())
-            locked.scopes = identity.scope or locked.scopes
-            locked.save()
-    record_event(AuditEvent.Kind.CHECKED, connection=locked, actor=by)
-    return locked
+    started_version = connection.version
+    connection.mark_active(checked_at=now)
+    connection.sweep_claimed_at = None
+    connection.scopes = identity.scope or connection.scopes
+    _save_if_version(connection, started_version)
+    if by is not None:
+        record_event(AuditEvent.Kind.CHECKED, connection=connection, actor=by)
+    return Outcome.VALIDATED
 
 
-def _mark_needs_reconnect(connection, *, code: str, message: str, by=None):
+def _needs_reconnect(connection: Connection, *, code: str, message: str, by) -> Outcome:
+    started_version = connection.version
+    connection.mark_needs_reconnect(code=code, message=message)
+    connection.sweep_claimed_at = None
+    if _save_if_version(connection, started_version):
+        record_event(AuditEvent.Kind.NEEDS_RECONNECT, connection=connection, actor=by, code=code)
+        logger.warning("Attio connection %s needs reconnecting (%s)", connection.pk, code)
+        tasks.notify_needs_reconnect.delay_on_commit(connection.pk)
+    return Outcome.NEEDS_RECONNECT
+
+
+def _record_transient_failure(connection_id: int, error: attio.AttioError, *, by) -> None:
     with transaction.atomic():
-        locked = Connection.objects.select_for_update().get(pk=connection.pk)
-        # A connection revoked meanwhile stays revoked.
-        if locked.status != Connection.Status.ACTIVE:
-            return locked
-        locked.mark_needs_reconnect(code=code, message=message)
-        locked.save()
-        record_event(
-            AuditEvent.Kind.NEEDS_RECONNECT,
-            connection=locked,
-            actor=by,
-            code=code,
+        connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
+        if connection is None:
+            return
+        first_failure = not connection.last_error_code
+        Connection.objects.filter(pk=connection_id).update(
+            last_error_code=error.code[:64] or f"http_{error.status}",
+            last_error_message=error.message[:500],
         )
-    return locked
+        # One event per streak of failures, not one per retry.
+        if first_failure or by is not None:
+            record_event(
+                AuditEvent.Kind.CHECK_FAILED,
+                connection=connection,
+                actor=by,
+                status=error.status,
+                code=error.code,
+            )
+
+
+def check_connection(connection: Connection, *, by=None) -> Connection:
+    """ "Check now": validate (or refresh) the connection and return its new state."""
+    # A transient failure is recorded on the connection as its last error.
+    with contextlib.suppress(attio.AttioError):
+        ensure_fresh(connection.pk, validate=True, by=by)
+    return Connection.objects.get(pk=connection.pk)
+
+
+# --- The sweep ----------------------------------------------------------------------
+
+
+@dataclass
+class SweepItem:
+    connection_id: int
+    workspace_id: str
+    refresh: bool
+    # Seconds after the sweep starts at which this connection may be processed, so
+    # no workspace gets more than the sweep's share of Attio's budget.
+    offset: float
+
+
+def due_connections(now):
+    margin = settings.CONNECTION_REFRESH_MARGIN
+    due = (
+        Q(refresh_token_sealed__gt="", expires_at__lte=now + margin)
+        | Q(last_checked_at__isnull=True)
+        | Q(last_checked_at__lte=now - settings.CONNECTION_VALIDATE_INTERVAL)
+        | Q(expires_at__lte=now)
+    )
+    unclaimed = Q(sweep_claimed_at__isnull=True) | Q(
+        sweep_claimed_at__lte=now - settings.CONNECTION_SWEEP_CLAIM_TTL
+    )
+    return Connection.objects.active().exclude(access_token_sealed="").filter(due, unclaimed)
+
+
+def claim_due_connections(*, now=None, limit: int | None = None) -> list[SweepItem]:
+    """Claim the connections that are due and plan when each may be processed.
+
+    Claiming marks rows so that a second sweep running at the same time, or soon after,
+    leaves them alone; each claim is released when its connection has been handled.
+    """
+    now = now or timezone.now()
+    margin = settings.CONNECTION_REFRESH_MARGIN
+    with transaction.atomic():
+        rows = list(
+            due_connections(now)
+            .select_for_update(skip_locked=True)
+            .order_by("pk")
+            .values_list("pk", "workspace_id", "refresh_token_sealed", "expires_at")[:limit]
+        )
+        ids = [row[0] for row in rows]
+        for start in range(0, len(ids), 500):
+            Connection.objects.filter(pk__in=ids[start : start + 500]).update(sweep_claimed_at=now)
+    return plan_sweep(
+        [
+            (
+                pk,
+                workspace,
+                bool(sealed) and expires is not None and expires <= now + margin,
+            )
+            for pk, workspace, sealed, expires in rows
+        ]
+    )
+
+
+def plan_sweep(rows: list[tuple[int, str, bool]]) -> list[SweepItem]:
+    """Space each workspace's calls at the sweep's rate; interleave workspaces."""
+    reads = settings.SWEEP_READS_PER_SECOND
+    writes = settings.SWEEP_WRITES_PER_SECOND
+    next_free: dict[tuple[str, bool], float] = defaultdict(float)
+    items = []
+    for pk, workspace, refresh in rows:
+        key = (workspace, refresh)
+        offset = next_free[key]
+        next_free[key] = offset + 1.0 / (writes if refresh else reads)
+        items.append(SweepItem(pk, workspace, refresh, offset))
+    items.sort(key=lambda item: (item.offset, item.connection_id))
+    return items
+
+
+def release_sweep_claim(connection_id: int) -> None:
+    Connection.objects.filter(pk=connection_id).update(sweep_claimed_at=None)
+
+
+def claim_due_revocations(now=None) -> list[int]:
+    """Pending upstream revocations whose next attempt is due, claimed for a while."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            PendingRevocation.objects.select_for_update(skip_locked=True)
+            .filter(next_attempt_at__lte=now)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:500]
+        )
+        PendingRevocation.objects.filter(pk__in=ids).update(
+            next_attempt_at=now + settings.CONNECTION_SWEEP_CLAIM_TTL
+        )
+    return ids
+
+
+def notify_needs_reconnect(connection_id: int) -> bool:
+    """Email the owner once per incident that a connection needs reconnecting."""
+    with transaction.atomic():
+        connection = (
+            Connection.objects.select_for_update()
+            .select_related("owner")
+            .filter(pk=connection_id)
+            .first()
+        )
+        if (
+            connection is None
+            or connection.status != Connection.Status.NEEDS_RECONNECT
+            or connection.notified_at is not None
+        ):
+            return False
+        if connection.owner.email:
+            context = {
+                "connection": connection,
+                "dashboard_url": settings.PORTAL_BASE_URL + reverse("dashboard"),
+            }
+            send_mail(
+                render_to_string("connections/email/needs_reconnect_subject.txt", context).strip(),
+                render_to_string("connections/email/needs_reconnect.txt", context),
+                None,
+                [connection.owner.email],
+            )
+        Connection.objects.filter(pk=connection_id).update(notified_at=timezone.now())
+        return True
 
 
 # --- Disconnecting and revoking ----------------------------------------------------
@@ -349,9 +631,7 @@ def revoke_connection(
         locked.save()
         by_owner = by is not None and by.pk == locked.owner_id
         record_event(
-            AuditEvent.Kind.DISCONNECTED
-            if by_owner
-            else AuditEvent.Kind.REVOKED_BY_ADMIN,
+            AuditEvent.Kind.DISCONNECTED if by_owner else AuditEvent.Kind.REVOKED_BY_ADMIN,
             connection=locked,
             actor=by,
             ip=ip,
@@ -409,9 +689,9 @@ def _revoke_failed(pending: PendingRevocation, error: attio.AttioError) -> bool:
         pending.delete()
         return True
     delay = min(3600, 30 * 2 ** (pending.attempts - 1))
-    pending.next_attempt_at = timezone.now() + timezone.timedelta(seconds=delay)
+    pending.next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    # The sweep picks it up again when the time comes.
     pending.save()
-    tasks.revoke_upstream.apply_async((pending.pk,), countdown=delay)
     return False
 
 

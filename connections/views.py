@@ -77,14 +77,10 @@ def callback(request):
     try:
         connection, created = services.finish_oauth(request, request.GET)
     except services.ConnectError as e:
-        page = render(
-            request, "connections/connect_failed.html", {"problem": str(e)}, status=400
-        )
+        page = render(request, "connections/connect_failed.html", {"problem": str(e)}, status=400)
         return no_referrer(page)
     verb = "Connected" if created else "Reconnected"
-    messages.success(
-        request, f"{verb} the Attio workspace “{connection.workspace_name}”."
-    )
+    messages.success(request, f"{verb} the Attio workspace “{connection.workspace_name}”.")
     return no_referrer(redirect("dashboard"))
 
 
@@ -105,9 +101,7 @@ def connect_api_key(request):
             form.add_error("api_key", str(e))
         else:
             verb = "Connected" if created else "Updated the key for"
-            messages.success(
-                request, f"{verb} the Attio workspace “{connection.workspace_name}”."
-            )
+            messages.success(request, f"{verb} the Attio workspace “{connection.workspace_name}”.")
             return redirect("dashboard")
     return render(request, "connections/connect_api_key.html", {"form": form})
 
@@ -136,9 +130,7 @@ def check(request, pk: int):
 def disconnect(request, pk: int):
     connection = own_connection(request, pk)
     if request.method == "POST":
-        services.revoke_connection(
-            connection, by=request.user, ip=services.client_ip(request)
-        )
+        services.revoke_connection(connection, by=request.user, ip=services.client_ip(request))
         messages.success(
             request,
             f"Disconnected “{connection.workspace_name}”. Its token is deleted.",

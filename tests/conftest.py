@@ -1,6 +1,7 @@
 """Shared fixtures: named personas and helpers for the whole suite."""
 
 import os
+from datetime import timedelta
 
 import httpx
 import httpx2
@@ -8,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from attio_portal.celery import app as celery_app
 from connections import attio
 from connections.models import Connection
 from tests.fake_attio import FakeAttio
@@ -32,18 +34,27 @@ def _refuse(request):
 @pytest.fixture(autouse=True)
 def no_real_network(monkeypatch):
     """No test may reach the real Attio: every Attio call fails unless faked."""
-    monkeypatch.setattr(
-        attio, "http", httpx.Client(transport=httpx.MockTransport(_refuse))
-    )
+    monkeypatch.setattr(attio, "http", httpx.Client(transport=httpx.MockTransport(_refuse)))
     monkeypatch.setattr(attio, "oauth_transport", httpx2.MockTransport(_refuse))
+
+
+@pytest.fixture(autouse=True)
+def eager_celery():
+    """Tasks run in the caller, so no test publishes to the developer's broker.
+
+    End-to-end tests that start a real worker use their own processes instead.
+    """
+    eager = {"task_always_eager": True, "task_eager_propagates": True}
+    before = {key: celery_app.conf.get(key) for key in eager}
+    celery_app.conf.update(eager)
+    yield
+    celery_app.conf.update(before)
 
 
 @pytest.fixture
 def fake_attio(monkeypatch, settings):
     """A stateful fake Attio wired into the portal's Attio client."""
-    fake = FakeAttio(
-        redirect_uris=[f"{settings.PORTAL_BASE_URL}/connections/callback/"]
-    )
+    fake = FakeAttio(redirect_uris=[f"{settings.PORTAL_BASE_URL}/connections/callback/"])
     settings.ATTIO_CLIENT_ID = fake.client_id
     settings.ATTIO_CLIENT_SECRET = fake.client_secret
     monkeypatch.setattr(attio, "http", httpx.Client(transport=fake.transport()))
@@ -78,9 +89,7 @@ def make_connection(fake_attio):
         connection.set_credentials(
             access_token=tokens["access_token"],
             refresh_token=tokens.get("refresh_token"),
-            expires_at=timezone.now() + timezone.timedelta(seconds=expires_in)
-            if expires_in
-            else None,
+            expires_at=timezone.now() + timedelta(seconds=expires_in) if expires_in else None,
         )
         for field, value in overrides.items():
             setattr(connection, field, value)
@@ -94,9 +103,7 @@ def make_connection(fake_attio):
 def make_user(db):
     def make_user(username: str, **fields):
         fields.setdefault("email", f"{username}@example.com")
-        return get_user_model().objects.create_user(
-            username=username, password=PASSWORD, **fields
-        )
+        return get_user_model().objects.create_user(username=username, password=PASSWORD, **fields)
 
     return make_user
 

@@ -68,9 +68,7 @@ def refresh(client: httpx.Client, refresh_token: str) -> httpx.Response:
 
 
 def whoami(client: httpx.Client, token: str) -> httpx.Response:
-    return client.get(
-        "https://api.attio.com/v2/self", headers={"Authorization": f"Bearer {token}"}
-    )
+    return client.get("https://api.attio.com/v2/self", headers={"Authorization": f"Bearer {token}"})
 
 
 def connect(fake: FakeAttio, client: httpx.Client, **extra: str) -> dict:
@@ -133,9 +131,7 @@ def test_bad_client_or_redirect_uri_gets_a_page_not_a_redirect():
 def test_wrong_response_type_is_reported_by_redirect(client):
     answer = client.get(authorize_url(response_type="token"))
     assert answer.status_code == 302
-    assert httpx.URL(answer.headers["location"]).params["error"] == (
-        "unsupported_response_type"
-    )
+    assert httpx.URL(answer.headers["location"]).params["error"] == ("unsupported_response_type")
 
 
 # --- token endpoint -------------------------------------------------------------
@@ -278,12 +274,8 @@ def test_revoke_by_form_field_takes_the_refresh_token_too():
             },
         )
         assert answer.status_code == 204
-        assert refresh(client, tokens["refresh_token"]).json()["error"] == (
-            "invalid_grant"
-        )
-        unknown = client.post(
-            "https://app.attio.com/oauth/revoke", data={"token": "nonsense"}
-        )
+        assert refresh(client, tokens["refresh_token"]).json()["error"] == ("invalid_grant")
+        unknown = client.post("https://app.attio.com/oauth/revoke", data={"token": "nonsense"})
         assert unknown.status_code == 204
 
 
@@ -396,9 +388,7 @@ def test_delay_sync_and_async(fake):
         async with httpx.AsyncClient(transport=fake.async_transport()) as client:
             headers = {"Authorization": f"Bearer {token}"}
             url = "https://api.attio.com/v2/self"
-            return await asyncio.gather(
-                *(client.get(url, headers=headers) for _ in range(3))
-            )
+            return await asyncio.gather(*(client.get(url, headers=headers) for _ in range(3)))
 
     started = time.monotonic()
     answers = asyncio.run(three_at_once())
@@ -480,9 +470,7 @@ def test_spec_accepts_self_responses(fake, client):
     spec.validate_response("GET", "/v2/self", 200, active)
     spec.validate_response("GET", "/v2/self", 200, {"active": False})
     with pytest.raises(AssertionError, match="workspace_id"):
-        spec.validate_response(
-            "GET", "/v2/self", 200, {**active, "workspace_id": "not-a-uuid"}
-        )
+        spec.validate_response("GET", "/v2/self", 200, {**active, "workspace_id": "not-a-uuid"})
 
 
 def test_spec_rejects_a_bad_request():

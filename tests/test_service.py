@@ -34,9 +34,7 @@ def running_service(tmp_path):
         "PYTHONUNBUFFERED": "1",
     }
     manage = [sys.executable, str(REPO / "manage.py")]
-    subprocess.run(
-        [*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO
-    )
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO)
     subprocess.run(
         [
             *manage,
@@ -93,9 +91,7 @@ def wait_for_log(log, pattern: str, timeout: float = 60) -> str:
         if re.search(pattern, text):
             return text
         time.sleep(0.3)
-    raise AssertionError(
-        f"{pattern!r} never appeared in the service log:\n{read_log(log)}"
-    )
+    raise AssertionError(f"{pattern!r} never appeared in the service log:\n{read_log(log)}")
 
 
 def test_run_command_serves_portal_worker_and_beat_and_stops_on_ctrl_c(running_service):
@@ -111,9 +107,7 @@ def test_run_command_serves_portal_worker_and_beat_and_stops_on_ctrl_c(running_s
     # An admin signs in over real HTTP, CSRF and all.
     with httpx.Client(base_url=base_url, timeout=10) as browser:
         login_page = browser.get("/accounts/login/")
-        token = re.search(
-            r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text
-        ).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page.text).group(1)
         response = browser.post(
             "/accounts/login/",
             data={

@@ -46,9 +46,7 @@ def test_bad_password_is_refused_with_a_message(client, charlie):
     assert client.get(reverse("dashboard")).status_code == 302
 
 
-def test_repeated_failures_lock_the_account_even_with_the_right_password(
-    client, charlie, settings
-):
+def test_repeated_failures_lock_the_account_even_with_the_right_password(client, charlie, settings):
     for i in range(settings.AXES_FAILURE_LIMIT):
         # Each attempt from a different address: the per-account limit must still trip.
         sign_in(client, "charlie", "wrong password", ip=f"10.0.1.{i}")
@@ -58,9 +56,7 @@ def test_repeated_failures_lock_the_account_even_with_the_right_password(
     assert client.get(reverse("dashboard")).status_code == 302
 
 
-def test_repeated_failures_from_one_address_lock_that_address(
-    client, charlie, make_user, settings
-):
+def test_repeated_failures_from_one_address_lock_that_address(client, charlie, make_user, settings):
     dana = make_user("dana")
     for i in range(settings.AXES_FAILURE_LIMIT):
         sign_in(client, f"nobody{i}", "wrong password", ip="10.0.3.3")

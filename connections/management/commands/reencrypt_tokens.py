@@ -54,7 +54,5 @@ class Command(BaseCommand):
                 )
         primary = keyring().primary.key_id
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Done: {total} row(s) re-encrypted under key {primary!r}."
-            )
+            self.style.SUCCESS(f"Done: {total} row(s) re-encrypted under key {primary!r}.")
         )
