@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint fmt migrations-check migrate worker beat web
+.PHONY: install run demo test lint fmt migrations-check migrate worker beat web
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed"' \
@@ -22,12 +22,21 @@ migrate: install
 
 run: migrate
 	@echo ""
-	@echo "  Attio Portal is starting: open http://127.0.0.1:$${PORT:-8000}/"
+	@echo "  Attio Portal is starting: open http://127.0.0.1:$${PORTAL_PORT:-8000}/"
 	@echo "  First time? Create an admin in another terminal with:"
 	@echo "      $(BIN)/python manage.py createsuperuser"
 	@echo "  Ctrl-C stops the web server, the Celery worker and Celery beat."
 	@echo ""
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+
+demo: migrate
+	@echo ""
+	@echo "  Attio Portal against the fake Attio: open http://127.0.0.1:8000/"
+	@echo "  Create an admin first if you haven't: $(BIN)/python manage.py createsuperuser"
+	@echo "  'Connect Attio' leads to the fake's consent page (pick Acme or Globex)."
+	@echo "  Ctrl-C stops everything."
+	@echo ""
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.demo -e demo.env start
 
 test: install
 	$(BIN)/python -m pytest

@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "axes",
     "connections",
     "mcp_gateway",
@@ -285,6 +286,7 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {"strip_query_strings": {"()": "attio_portal.logging.StripQueryStrings"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
@@ -295,5 +297,8 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
         "authlib": {"level": "WARNING"},
+        # uvicorn's access log, without query strings (the OAuth callback's carries a
+        # code). Replaces uvicorn's own handler; records go to the console above.
+        "uvicorn.access": {"filters": ["strip_query_strings"], "propagate": True},
     },
 }

@@ -5,6 +5,7 @@ from django.urls import include, path
 from connections import views as connection_views
 
 from . import views
+from .forms import SignInForm
 
 admin.site.site_header = "Attio Portal administration"
 admin.site.site_title = "Attio Portal admin"
@@ -14,7 +15,9 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path(
         "accounts/login/",
-        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        auth_views.LoginView.as_view(
+            authentication_form=SignInForm, redirect_authenticated_user=True
+        ),
         name="login",
     ),
     path("accounts/", include("django.contrib.auth.urls")),

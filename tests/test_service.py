@@ -28,7 +28,7 @@ def running_service(tmp_path):
     env = {
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "PORT": str(port),
+        "PORTAL_PORT": str(port),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'service.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
         "PYTHONUNBUFFERED": "1",
@@ -119,6 +119,11 @@ def test_run_command_serves_portal_worker_and_beat_and_stops_on_ctrl_c(running_s
         )
         assert response.status_code == 302
         assert browser.get("/admin/").status_code == 200
+
+    # The access log leaves query strings out: the OAuth callback's carries a code.
+    httpx.get(f"{base_url}/connections/callback/?code=fake_code_SECRET123&state=s", timeout=5)
+    wait_for_log(log, r"GET /connections/callback/ HTTP")
+    assert "fake_code_SECRET123" not in read_log(log)
 
     wait_for_log(log, r"worker\.\d+\s+\| .*ready")
     wait_for_log(log, r"beat\.\d+\s+\| .*beat: Starting")
