@@ -13,31 +13,25 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attio_portal.settings")
 # Django must be set up before anything imports models.
 django_app = get_asgi_application()
 
-# Paths the MCP app answers; the rest goes to Django. The MCP gateway issue mounts its
-# streamable-HTTP app here.
+from mcp_gateway.server import build_server, gateway_app  # noqa: E402
+
+# Paths the MCP app answers (the endpoint and its RFC 9728 metadata); the rest is Django.
 MCP_PATH_PREFIXES = ("/mcp", "/.well-known/oauth-protected-resource")
-mcp_app = None
-
-
-async def lifespan(scope, receive, send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
 
 
 def is_mcp_path(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in MCP_PATH_PREFIXES)
 
 
-async def application(scope, receive, send) -> None:
-    if scope["type"] == "lifespan":
-        if mcp_app is not None:
+def dispatcher(mcp_app):
+    async def application(scope, receive, send) -> None:
+        # The lifespan goes to the MCP app: it starts the SDK's session manager.
+        if scope["type"] == "lifespan" or is_mcp_path(scope.get("path", "")):
             return await mcp_app(scope, receive, send)
-        return await lifespan(scope, receive, send)
-    if mcp_app is not None and is_mcp_path(scope.get("path", "")):
-        return await mcp_app(scope, receive, send)
-    return await django_app(scope, receive, send)
+        return await django_app(scope, receive, send)
+
+    return application
+
+
+mcp_server = build_server()
+application = dispatcher(gateway_app(mcp_server))

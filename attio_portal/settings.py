@@ -7,6 +7,7 @@ under `var/`. With DEBUG off, missing or insecure secrets stop it at start-up.
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -220,6 +221,21 @@ ATTIO_REVOKE_MAX_ATTEMPTS = env.int("ATTIO_REVOKE_MAX_ATTEMPTS", default=8)
 # How long a user has to finish Attio's consent page before the flow's state expires.
 ATTIO_OAUTH_STATE_MAX_AGE = 600
 ATTIO_API_BASE_URL = env.str("ATTIO_API_BASE_URL", default="https://api.attio.com").rstrip("/")
+
+# The MCP gateway at /mcp. Host and Origin headers are checked against these (DNS
+# rebinding protection); requests without an Origin header, like most MCP clients', pass.
+_portal = urlsplit(PORTAL_BASE_URL)
+MCP_ALLOWED_HOSTS = env.list(
+    "MCP_ALLOWED_HOSTS",
+    default=[_portal.netloc] + [f"{h}:*" for h in ALLOWED_HOSTS] + ALLOWED_HOSTS,
+)
+MCP_ALLOWED_ORIGINS = env.list(
+    "MCP_ALLOWED_ORIGINS", default=[f"{_portal.scheme}://{_portal.netloc}"]
+)
+# Tool calls allowed per API key per minute (counted in each web worker process).
+MCP_RATE_LIMIT_PER_MINUTE = env.int("MCP_RATE_LIMIT_PER_MINUTE", default=300)
+# Largest MCP request body accepted, in bytes.
+MCP_MAX_REQUEST_BYTES = env.int("MCP_MAX_REQUEST_BYTES", default=1024 * 1024)
 
 # Celery. With no CELERY_BROKER_URL the embedded filesystem broker under var/ is
 # used, so development needs no server; production sets redis://.

@@ -4,10 +4,13 @@ Functions take a token and return plain data. Failures raise AttioError, which s
 whether retrying can help (`permanent`) and never carries a token or a raw body.
 """
 
+import asyncio
+import contextvars
 import email.utils
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 from authlib.common.security import generate_token
@@ -277,14 +280,22 @@ def _rest(method: str, path: str, token: str, **kwargs) -> dict:
         raise transport_error(e) from None
     if response.status_code >= 400:
         raise error_from_response(response)
+    return json_object(response)
+
+
+def json_object(response) -> dict:
+    """The response body as a JSON object, or AttioError: every answer we use is one."""
     try:
-        return response.json()
+        body = response.json()
     except ValueError:
+        body = None
+    if not isinstance(body, dict):
         raise AttioError(
-            "Attio answered something that is not JSON",
+            "Attio answered something unexpected (not a JSON object)",
             status=response.status_code,
             code="bad_response",
-        ) from None
+        )
+    return body
 
 
 def get_self(token: str) -> Identity:
@@ -292,7 +303,18 @@ def get_self(token: str) -> Identity:
 
     https://docs.attio.com/rest-api/endpoint-reference/meta/identify
     """
-    body = _rest("GET", "/v2/self", token)
+    return _identity(_rest("GET", "/v2/self", token))
+
+
+async def aget_self(token: str) -> Identity:
+    """`get_self` for the gateway.
+
+    https://docs.attio.com/rest-api/endpoint-reference/meta/identify
+    """
+    return _identity(await arequest("GET", "/v2/self", token))
+
+
+def _identity(body: dict) -> Identity:
     if not body.get("active"):
         return Identity(active=False)
     exp = body.get("exp")
@@ -305,3 +327,106 @@ def get_self(token: str) -> Identity:
         scope=str(body.get("scope") or ""),
         expires_at=datetime.fromtimestamp(exp, tz=UTC) if exp else None,
     )
+
+
+# --- REST calls for the MCP gateway (async) -------------------------------------------
+
+# Tests put the fake Attio's async transport here.
+async_transport = None
+_async_clients: dict[int, httpx.AsyncClient] = {}
+
+# How long one tool call may spend waiting out Attio's rate limit, in all.
+RATE_LIMIT_WAIT_BUDGET = 10.0
+# Attempts for a read that times out or meets a 5xx (writes are never retried blindly).
+READ_ATTEMPTS = 3
+
+
+def async_client() -> httpx.AsyncClient:
+    """The shared pool for this event loop (one per uvicorn worker)."""
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(id(loop))
+    if client is None or client.is_closed:
+        _async_clients.clear()  # a finished loop's client can't be reused
+        client = httpx.AsyncClient(
+            timeout=TIMEOUT,
+            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False,
+            transport=async_transport,
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+        )
+        _async_clients[id(loop)] = client
+    return client
+
+
+@dataclass
+class CallLog:
+    """What the calls of one tool call saw, for the audit trail."""
+
+    status: int | None = None
+    calls: int = 0
+    # Set by the gateway when a call ends in an error, for the audit trail.
+    error_code: str = ""
+
+
+call_log: contextvars.ContextVar[CallLog | None] = contextvars.ContextVar(
+    "attio_call_log", default=None
+)
+
+
+def path(template: str, *parts: str) -> str:
+    """Fill a path template, quoting each part so no argument can leave the path."""
+    return template.format(*(quote(str(p), safe="") for p in parts))
+
+
+async def arequest(
+    method: str,
+    url_path: str,
+    token: str,
+    *,
+    params: dict | None = None,
+    json: dict | None = None,
+) -> dict:
+    """One REST call to Attio for the gateway.
+
+    Reads are retried a few times on timeouts and 5xx; writes are not, since Attio may
+    have applied them. A 429 (nothing was applied) is waited out within a budget, for
+    both. Any failure ends as AttioError.
+    """
+    is_read = method == "GET"
+    url = f"{settings.ATTIO_API_BASE_URL}{url_path}"
+    log = call_log.get()
+    waited = 0.0
+    attempt = 0
+    while True:
+        attempt += 1
+        if log is not None:
+            log.calls += 1
+        try:
+            response = await async_client().request(
+                method, url, headers=_bearer(token), params=params, json=json
+            )
+        except httpx.TransportError as e:
+            # A connection that never opened reached nobody: safe to try again.
+            retryable = is_read or isinstance(e, httpx.ConnectError)
+            if retryable and attempt < READ_ATTEMPTS:
+                await asyncio.sleep(0.2 * attempt)
+                continue
+            raise transport_error(e) from None
+        if log is not None:
+            log.status = response.status_code
+        if response.status_code == 429:
+            error = error_from_response(response)
+            wait = error.retry_after if error.retry_after is not None else 1.0
+            if waited + wait <= RATE_LIMIT_WAIT_BUDGET:
+                waited += wait
+                await asyncio.sleep(wait)
+                continue
+            raise error
+        if response.status_code >= 500 and is_read and attempt < READ_ATTEMPTS:
+            await asyncio.sleep(0.2 * attempt)
+            continue
+        if response.status_code >= 400:
+            raise error_from_response(response)
+        if response.status_code == 204 or not response.content:
+            return {}
+        return json_object(response)

@@ -671,8 +671,11 @@ def revoke_upstream(pending_id: int) -> bool:
 def _revoke_failed(pending: PendingRevocation, error: attio.AttioError) -> bool:
     pending.attempts += 1
     pending.last_error = error.message[:200]
+    # A 4xx other than a timeout or rate limit means Attio will never accept this token
+    # (typically it is already dead): retrying cannot help.
+    refused = error.status is not None and 400 <= error.status < 500
     give_up = pending.attempts >= settings.ATTIO_REVOKE_MAX_ATTEMPTS or (
-        error.permanent and error.status in (400, 401)
+        refused and error.status not in (408, 429)
     )
     record_event(
         AuditEvent.Kind.UPSTREAM_REVOKE_FAILED,
@@ -690,8 +693,13 @@ def _revoke_failed(pending: PendingRevocation, error: attio.AttioError) -> bool:
         return True
     delay = min(3600, 30 * 2 ** (pending.attempts - 1))
     pending.next_attempt_at = timezone.now() + timedelta(seconds=delay)
-    # The sweep picks it up again when the time comes.
-    pending.save()
+    # Only these fields: the token may have been re-sealed under a new key meanwhile.
+    # The sweep picks the row up again when the time comes.
+    PendingRevocation.objects.filter(pk=pending.pk).update(
+        attempts=pending.attempts,
+        last_error=pending.last_error,
+        next_attempt_at=pending.next_attempt_at,
+    )
     return False
 
 

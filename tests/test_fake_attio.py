@@ -500,9 +500,8 @@ def test_strict_fake_answers_400_and_records_the_violation(fake, client):
     assert violation.kind == "request" and "body.filter" in violation.message
 
     # A request the spec allows, on an endpoint the fake has not built yet.
-    unbuilt = client.post(
-        "https://api.attio.com/v2/objects/people/records/query",
-        json={},
+    unbuilt = client.get(
+        "https://api.attio.com/v2/webhooks",
         headers={"Authorization": f"Bearer {token}"},
     )
     assert unbuilt.status_code == 404 and len(fake.spec_violations) == 1

@@ -67,9 +67,7 @@ def test_authorize_url_carries_client_redirect_state_and_s256_challenge(
     query = parse_qs(urlsplit(url).query)
     assert query["client_id"] == [fake_attio.client_id]
     assert query["response_type"] == ["code"]
-    assert query["redirect_uri"] == [
-        f"{settings.PORTAL_BASE_URL}/connections/callback/"
-    ]
+    assert query["redirect_uri"] == [f"{settings.PORTAL_BASE_URL}/connections/callback/"]
     assert len(query["state"][0]) >= 32
     assert query["code_challenge_method"] == ["S256"]
     assert len(query["code_challenge"][0]) == 43
@@ -80,9 +78,7 @@ def test_authorize_url_carries_client_redirect_state_and_s256_challenge(
     assert flow["verifier"] not in url
 
 
-def test_extra_authorize_parameters_come_from_settings(
-    client, charlie, fake_attio, settings
-):
+def test_extra_authorize_parameters_come_from_settings(client, charlie, fake_attio, settings):
     settings.ATTIO_AUTHORIZE_EXTRA_PARAMS = {"token_level": "user"}
     client.force_login(charlie)
     assert parse_qs(urlsplit(start(client)).query)["token_level"] == ["user"]
@@ -135,9 +131,7 @@ def test_callback_rejects_wrong_state(client, charlie, fake_attio):
     client.force_login(charlie)
     location = fake_attio.approve(start(client))
     code = parse_qs(urlsplit(location).query)["code"][0]
-    rejected(
-        client.get(reverse("connections:callback"), {"code": code, "state": "forged"})
-    )
+    rejected(client.get(reverse("connections:callback"), {"code": code, "state": "forged"}))
     assert fake_attio.count("token") == 0
 
 
@@ -151,9 +145,7 @@ def test_callback_rejects_expired_state(client, charlie, fake_attio, time_machin
     assert fake_attio.count("token") == 0
 
 
-def test_callback_accepts_state_just_inside_ten_minutes(
-    client, charlie, fake_attio, time_machine
-):
+def test_callback_accepts_state_just_inside_ten_minutes(client, charlie, fake_attio, time_machine):
     time_machine.move_to("2026-01-05 09:00:00Z", tick=False)
     client.force_login(charlie)
     location = fake_attio.approve(start(client))
@@ -184,9 +176,7 @@ def test_state_from_another_session_is_rejected(client, charlie, make_user, fake
     assert not Connection.objects.exists()
 
 
-def test_code_from_another_users_flow_is_rejected(
-    client, charlie, make_user, fake_attio
-):
+def test_code_from_another_users_flow_is_rejected(client, charlie, make_user, fake_attio):
     from django.test import Client
 
     client.force_login(charlie)

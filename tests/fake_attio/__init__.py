@@ -2,7 +2,10 @@
 
 Use it in-process with ``httpx.Client(transport=fake.transport())`` (or
 ``fake.async_transport()`` for AsyncClient), or over loopback with
-``with fake.serve() as base_url:``. From a shell::
+``with fake.serve() as base_url:``. Besides OAuth it serves Attio's REST API v2
+(objects, attributes, records, lists and entries, notes, tasks, workspace members,
+threads and comments) from per-workspace seeded data: see ``rest.py`` for the
+endpoints and ``seed.py`` for the data. From a shell::
 
     python -m tests.fake_attio --port 8765
 """
@@ -19,6 +22,7 @@ from .core import (
     attio_error,
     oauth_error,
 )
+from .model import Store, seed_id
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -27,8 +31,10 @@ __all__ = [
     "FakeAttio",
     "RequestContext",
     "SpecViolation",
+    "Store",
     "TokenRecord",
     "Workspace",
     "attio_error",
     "oauth_error",
+    "seed_id",
 ]

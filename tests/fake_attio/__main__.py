@@ -4,6 +4,7 @@ From the repository root::
 
     python -m tests.fake_attio --port 8765 [--host 127.0.0.1]
         [--token-shape static|refreshing] [--client-id X --client-secret Y]
+        [--latency 0.05] [--enforce-rate-limits]
 
 It prints the base URL, the URLs to point ATTIO_* settings at, and the client
 credentials, then serves until interrupted.
@@ -24,9 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument(
-        "--token-shape", choices=("static", "refreshing"), default="static"
-    )
+    parser.add_argument("--token-shape", choices=("static", "refreshing"), default="static")
     parser.add_argument("--client-id", default="fake-client-id")
     parser.add_argument("--client-secret", default="fake-client-secret")
     parser.add_argument(
@@ -38,6 +37,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--access-token-lifetime", type=int, default=3600)
     parser.add_argument(
         "--api-key", help="also register this exact workspace API key (first workspace)"
+    )
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds to delay every response"
+    )
+    parser.add_argument(
+        "--enforce-rate-limits",
+        action="store_true",
+        help="answer 429 past 100 reads or 25 writes per second per workspace",
     )
     parser.add_argument(
         "--no-strict-spec",
@@ -56,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
         token_shape=args.token_shape,
         access_token_lifetime=args.access_token_lifetime,
         strict_spec=not args.no_strict_spec,
+        latency=args.latency,
+        enforce_rate_limits=args.enforce_rate_limits,
     )
     if args.api_key:
         fake.add_api_key(token=args.api_key)
@@ -72,9 +81,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  ATTIO_CLIENT_SECRET={fake.client_secret}",
         f"  token shape: {fake.token_shape}",
     ]
-    lines += [
-        f"  workspace: {ws.name} slug={ws.slug} id={ws.id}" for ws in fake.workspaces
-    ]
+    lines += [f"  workspace: {ws.name} slug={ws.slug} id={ws.id}" for ws in fake.workspaces]
     if args.api_key:
         lines.append(f"  API key registered for {fake.workspaces[0].slug}")
     print("\n".join(lines), flush=True)

@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import secrets
 import threading
@@ -33,8 +34,11 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from . import spec
+from . import rest, spec
+from .limits import DEFAULT_LIMITS, RateKind, RateTracker, rate_kind
+from .model import Store
 from .pages import consent_page, error_page
+from .seed import build_store
 from .server import FakeAttioASGI
 
 TokenShape = Literal["static", "refreshing"]
@@ -163,6 +167,9 @@ class RequestContext:
     json_error: str | None
     fault: _Fault | None = None
     delay: float = 0.0
+    # Set when rate-limit enforcement refuses the request: the wall-clock time
+    # at which the workspace's window has room again.
+    throttled_until: float | None = None
 
 
 @dataclass
@@ -217,9 +224,7 @@ def oauth_error(
 
 
 def _html(status: int, page: str) -> httpx.Response:
-    return httpx.Response(
-        status, text=page, headers={"Content-Type": "text/html; charset=utf-8"}
-    )
+    return httpx.Response(status, text=page, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 def _redirect(target: str, params: Mapping[str, str | None]) -> httpx.Response:
@@ -257,8 +262,18 @@ class FakeAttio:
     Endpoint names (used in ``calls``, ``count``, ``fail_next`` and ``delay``):
     ``authorize``, ``token`` (authorization_code and any other grant),
     ``refresh`` (grant_type=refresh_token), ``introspect``, ``revoke``, ``self``,
-    and ``unknown`` for requests no route matches. ``"*"`` in ``fail_next`` and
-    ``delay`` matches every endpoint.
+    the REST endpoints listed in ``rest.ROUTES`` (``objects.list``,
+    ``records.query``, ``notes.create``...), and ``unknown`` for requests no
+    route matches. ``"*"`` in ``fail_next`` and ``delay`` matches every endpoint.
+
+    Each workspace has its own data (``store(workspace)``), seeded as
+    ``seed.py`` describes and re-seeded by ``reset()``.
+
+    ``latency`` delays every response by that many seconds (outside the lock).
+    Authenticated ``/v2`` requests are always counted per workspace
+    (``peak_rate``); with ``enforce_rate_limits`` the fake also answers 429 past
+    ``rate_limits`` (Attio's 100 reads and 25 writes per second by default) in
+    any sliding one-second window.
     """
 
     def __init__(
@@ -273,6 +288,9 @@ class FakeAttio:
         scopes: str = DEFAULT_SCOPES,
         strict_spec: bool = True,
         server_hang_seconds: float = 30.0,
+        latency: float = 0.0,
+        enforce_rate_limits: bool = False,
+        rate_limits: Mapping[RateKind, int] | None = None,
     ) -> None:
         if token_shape not in ("static", "refreshing"):
             raise ValueError(f"token_shape must be static or refreshing: {token_shape}")
@@ -285,15 +303,16 @@ class FakeAttio:
         self.strict_spec = strict_spec
         # Server mode only: how long an injected timeout keeps the request hanging.
         self.server_hang_seconds = server_hang_seconds
+        self.latency = latency
+        self.enforce_rate_limits = enforce_rate_limits
+        self.rate_limits: dict[RateKind, int] = {**DEFAULT_LIMITS, **(rate_limits or {})}
         self.workspaces = [
             Workspace(
                 id=str(ws["id"]),
                 name=str(ws["name"]),
                 slug=str(ws["slug"]),
                 logo_url=ws.get("logo_url"),
-                member_id=str(
-                    ws.get("member_id") or _fixed_uuid(f"member/{ws['slug']}")
-                ),
+                member_id=str(ws.get("member_id") or _fixed_uuid(f"member/{ws['slug']}")),
             )
             for ws in (workspaces if workspaces is not None else _default_workspaces())
         ]
@@ -318,11 +337,10 @@ class FakeAttio:
         self.add_route("GET", "/authorize", "authorize", self._authorize_get, "html")
         self.add_route("POST", "/authorize", "authorize", self._authorize_post, "html")
         self.add_route("POST", "/oauth/token", "token", self._token, "oauth")
-        self.add_route(
-            "POST", "/oauth/introspect", "introspect", self._introspect, "oauth"
-        )
+        self.add_route("POST", "/oauth/introspect", "introspect", self._introspect, "oauth")
         self.add_route("POST", "/oauth/revoke", "revoke", self._revoke, "oauth")
         self.add_route("GET", "/v2/self", "self", self._self, "api")
+        rest.register(self)
 
     def add_route(
         self,
@@ -361,9 +379,14 @@ class FakeAttio:
             self._delays: dict[str, _Delay] = {}
             self._violations: list[SpecViolation] = []
             self._clock_offset = 0.0
+            self._stores: dict[str, Store] = {
+                ws.id: build_store(ws.id, ws.slug, ws.member_id) for ws in self.workspaces
+            }
+            self._rates = RateTracker()
 
     def reset(self) -> None:
-        """Forget tokens, codes, calls, injected faults and delays, and the clock."""
+        """Forget tokens, codes, calls, injected faults and delays, the clock and
+        the request counts, and put every workspace's data back to the seed."""
         self._reset_state()
 
     def now(self) -> float:
@@ -384,6 +407,32 @@ class FakeAttio:
             if key in (ws.id, ws.slug, ws.name):
                 return ws
         raise KeyError(f"no fake workspace {key!r}")
+
+    def store(self, workspace: str | None = None) -> Store:
+        """The live data of a workspace (id, slug or name; default the first).
+
+        Tests may read it freely; change it only under ``with fake.lock:``.
+        """
+        ws = self.workspace(workspace)
+        return self._stores[ws.id]
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The lock every request is handled under."""
+        return self._lock
+
+    def record_id(self, object_slug: str, name: str, workspace: str | None = None) -> str:
+        """The id of the record of ``object_slug`` named ``name`` (e.g. a seeded
+        ``("people", "Ada Lovelace")``)."""
+        with self._lock:
+            return self.store(workspace).record_id(object_slug, name)
+
+    def peak_rate(self, workspace: str, kind: RateKind = "read", window: float = 1.0) -> int:
+        """The most ``kind`` requests of a workspace (id, slug or name) that
+        arrived within any ``window`` seconds, rate-limited ones included."""
+        workspace_id = self.workspace(workspace).id
+        with self._lock:
+            return self._rates.peak(workspace_id, kind, window)
 
     def _workspace_by_id(self, workspace_id: str) -> Workspace:
         return next(ws for ws in self.workspaces if ws.id == workspace_id)
@@ -555,20 +604,14 @@ class FakeAttio:
         if shown.status_code == 302:
             return shown.headers["location"]
         if shown.status_code != 200:
-            raise AssertionError(
-                f"authorize refused ({shown.status_code}): {shown.text}"
-            )
+            raise AssertionError(f"authorize refused ({shown.status_code}): {shown.text}")
         form = dict(parse_qsl(parts.query, keep_blank_values=True))
         form["decision"] = decision
         if workspace is not None:
             form["workspace"] = self.workspace(workspace).id
-        answer = self.handle(
-            httpx.Request("POST", "https://app.attio.com/authorize", data=form)
-        )
+        answer = self.handle(httpx.Request("POST", "https://app.attio.com/authorize", data=form))
         if answer.status_code != 302:
-            raise AssertionError(
-                f"authorize refused ({answer.status_code}): {answer.text}"
-            )
+            raise AssertionError(f"authorize refused ({answer.status_code}): {answer.text}")
         return answer.headers["location"]
 
     # --- transports and servers ----------------------------------------------
@@ -610,9 +653,7 @@ class FakeAttio:
         """The ASGI app (same object as ``asgi_app``), for uvicorn."""
         return self.asgi_app
 
-    def serve(
-        self, host: str = "127.0.0.1", port: int = 0
-    ) -> AbstractContextManager[str]:
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> AbstractContextManager[str]:
         """Context manager running the fake on a loopback port in a thread.
 
         ``with fake.serve() as base_url:`` yields e.g. ``http://127.0.0.1:54321``.
@@ -646,13 +687,31 @@ class FakeAttio:
         endpoint = route.endpoint if route else "unknown"
         if endpoint == "token" and (form or {}).get("grant_type") == "refresh_token":
             endpoint = "refresh"
-        ctx = RequestContext(
-            request, endpoint, route, params, query, form, body, json_error
-        )
+        ctx = RequestContext(request, endpoint, route, params, query, form, body, json_error)
         with self._lock:
             ctx.fault = self._take_fault(endpoint)
-            ctx.delay = self._take_delay(endpoint)
+            ctx.delay = self._take_delay(endpoint) + self.latency
+            self._count_request(ctx)
         return ctx
+
+    def _count_request(self, ctx: RequestContext) -> None:
+        """Rate accounting for an authenticated /v2 request. Lock held."""
+        request = ctx.request
+        fault = ctx.fault
+        if not request.url.path.startswith("/v2/") or (fault and fault.exception):
+            return
+        token = self._bearer_token(request)
+        record = self._tokens.get(token) if token else None
+        if record is None or not self._introspection(token)["active"]:
+            return
+        kind = rate_kind(request.method, request.url.path)
+        enforce = self.enforce_rate_limits and fault is None
+        now = time.monotonic()
+        free_at = self._rates.arrive(
+            record.workspace_id, kind, now, limit=self.rate_limits[kind] if enforce else None
+        )
+        if free_at is not None:
+            ctx.throttled_until = self.now() + (free_at - now)
 
     def finish(self, ctx: RequestContext) -> httpx.Response:
         """Produce the response for a prepared request, and record the call.
@@ -670,14 +729,17 @@ class FakeAttio:
             raise exc(f"fake_attio injected {exc.__name__}")
         if fault is not None:
             response = self._fault_response(ctx, fault)
+        elif ctx.throttled_until is not None:
+            # Attio's Retry-After is an HTTP date (whole seconds): round up.
+            retry_after = formatdate(math.ceil(ctx.throttled_until), usegmt=True)
+            response = attio_error(429, "Rate limit exceeded, please try again later")
+            response.headers["Retry-After"] = retry_after
         else:
             response = self._dispatch(ctx)
         self.record(ctx, response.status_code)
         return response
 
-    def record(
-        self, ctx: RequestContext, status: int | None, error: str | None = None
-    ) -> None:
+    def record(self, ctx: RequestContext, status: int | None, error: str | None = None) -> None:
         request = ctx.request
         call = Call(
             endpoint=ctx.endpoint,
@@ -757,9 +819,7 @@ class FakeAttio:
         if status == 429:
             return attio_error(429, "Rate limit exceeded, please try again later")
         if kind == "html":
-            return _html(
-                status, error_page(f"Fake Attio answered {status} (injected).")
-            )
+            return _html(status, error_page(f"Fake Attio answered {status} (injected)."))
         if kind == "oauth":
             error = {400: "invalid_request", 401: "invalid_client"}.get(
                 status,
@@ -775,15 +835,11 @@ class FakeAttio:
             problem = self._spec_problem(ctx)
             if problem is not None:
                 with self._lock:
-                    self._violations.append(
-                        SpecViolation("request", method, path, problem)
-                    )
+                    self._violations.append(SpecViolation("request", method, path, problem))
                 return attio_error(400, problem, code="validation_type")
         if ctx.route is None:
             if is_api:
-                return attio_error(
-                    404, f"fake_attio does not implement {method} {path}"
-                )
+                return attio_error(404, f"fake_attio does not implement {method} {path}")
             return httpx.Response(404, text=f"fake_attio: no route for {method} {path}")
         try:
             with self._lock:
@@ -798,16 +854,12 @@ class FakeAttio:
         if ctx.json_error is not None:
             return ctx.json_error
         try:
-            spec.validate_request(
-                ctx.request.method, ctx.request.url.path, ctx.query, ctx.json
-            )
+            spec.validate_request(ctx.request.method, ctx.request.url.path, ctx.query, ctx.json)
         except AssertionError as exc:
             return str(exc)
         return None
 
-    def _check_own_response(
-        self, ctx: RequestContext, response: httpx.Response
-    ) -> None:
+    def _check_own_response(self, ctx: RequestContext, response: httpx.Response) -> None:
         # A failure here is a bug in the fake, so it is loud: recorded and raised.
         method, path = ctx.request.method, ctx.request.url.path
         try:
@@ -818,9 +870,7 @@ class FakeAttio:
             spec.validate_response(method, path, response.status_code, body)
         except AssertionError as exc:
             with self._lock:
-                self._violations.append(
-                    SpecViolation("response", method, path, str(exc))
-                )
+                self._violations.append(SpecViolation("response", method, path, str(exc)))
             raise
 
     # --- OAuth: authorize -----------------------------------------------------
@@ -878,9 +928,7 @@ class FakeAttio:
                 client_id=self.client_id,
                 redirect_uri=params["redirect_uri"],
                 scopes=self.scopes,
-                workspaces=[
-                    (ws.id, f"{ws.name} ({ws.slug})") for ws in self.workspaces
-                ],
+                workspaces=[(ws.id, f"{ws.name} ({ws.slug})") for ws in self.workspaces],
                 hidden=hidden,
             ),
         )
@@ -999,14 +1047,9 @@ class FakeAttio:
             verifier = form.get("code_verifier")
             if not verifier:
                 return oauth_error(400, "invalid_grant", "code_verifier is required.")
-            if record.code_challenge_method == "S256":
-                expected = _s256(verifier)
-            else:
-                expected = verifier
+            expected = _s256(verifier) if record.code_challenge_method == "S256" else verifier
             if not hmac.compare_digest(expected, record.code_challenge):
-                return oauth_error(
-                    400, "invalid_grant", "code_verifier does not match."
-                )
+                return oauth_error(400, "invalid_grant", "code_verifier does not match.")
         record.used = True
         body = self._mint(record.workspace_id, record.member_id, str(uuid.uuid4()))
         return httpx.Response(200, json=body, headers={"Cache-Control": "no-store"})
@@ -1128,9 +1171,7 @@ class FakeAttio:
     def _self(self, ctx: RequestContext) -> httpx.Response:
         # Unknown, revoked and expired tokens get 200 {"active": false}, as
         # documented; only a missing or malformed header gets 401.
-        return httpx.Response(
-            200, json=self._introspection(self._token_from_header(ctx))
-        )
+        return httpx.Response(200, json=self._introspection(self._token_from_header(ctx)))
 
     def _introspect(self, ctx: RequestContext) -> httpx.Response:
         token = self._bearer_token(ctx.request) or (ctx.form or {}).get("token")

@@ -58,8 +58,7 @@ def consent_page(
     the original authorize parameters back to the POST.
     """
     options = "".join(
-        f'<option value="{escape(ws_id)}"{" selected" if i == 0 else ""}>'
-        f"{escape(label)}</option>"
+        f'<option value="{escape(ws_id)}"{" selected" if i == 0 else ""}>{escape(label)}</option>'
         for i, (ws_id, label) in enumerate(workspaces)
     )
     hidden_fields = "".join(

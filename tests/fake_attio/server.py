@@ -89,9 +89,7 @@ class FakeAttioASGI:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
-        ]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
         host = next((v for k, v in headers if k.lower() == "host"), None)
         if host is None:
             server_host, server_port = scope.get("server") or ("localhost", 80)

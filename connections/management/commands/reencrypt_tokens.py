@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from connections.models import Connection, PendingRevocation, keyring
+from connections.models import AuditEvent, Connection, PendingRevocation, keyring
+from connections.services import record_event
 
 
 def reseal(model, pk: int, fields: list[str]) -> bool:
@@ -53,6 +54,8 @@ class Command(BaseCommand):
                     f"{changed} re-encrypted"
                 )
         primary = keyring().primary.key_id
+        if total:
+            record_event(AuditEvent.Kind.KEYS_REENCRYPTED, rows=total, key_id=primary)
         self.stdout.write(
             self.style.SUCCESS(f"Done: {total} row(s) re-encrypted under key {primary!r}.")
         )

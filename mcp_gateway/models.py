@@ -1,0 +1,155 @@
+"""Portal-issued API keys, with which MCP clients reach a user's Attio connection."""
+
+import hmac
+import secrets
+import string
+import zlib
+from datetime import datetime
+from hashlib import sha256
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from connections.models import Connection
+
+ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
+PREFIX = "attp_"
+PUBLIC_ID_LENGTH = 12
+# 43 base62 characters carry 256 bits (62**43 > 2**256).
+SECRET_LENGTH = 43
+CHECKSUM_LENGTH = 6
+
+
+def base62(number: int, width: int) -> str:
+    digits = []
+    while number:
+        number, rest = divmod(number, 62)
+        digits.append(ALPHABET[rest])
+    return "".join(reversed(digits)).rjust(width, "0")
+
+
+def random_base62(length: int) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+
+
+def checksum(body: str) -> str:
+    """CRC32 of the rest of the key, so scanners and the portal spot a mangled key."""
+    return base62(zlib.crc32(body.encode()), CHECKSUM_LENGTH)
+
+
+def key_digest(key: str) -> str:
+    return hmac.new(settings.API_KEY_HMAC_SECRET.encode(), key.encode(), sha256).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def issue(
+        self,
+        owner,
+        *,
+        connection: Connection,
+        name: str,
+        read_only: bool = False,
+        expires_at: datetime | None = None,
+    ) -> tuple["ApiKey", str]:
+        """Create a key. Returns (row, plaintext); the plaintext is never stored."""
+        public_id = random_base62(PUBLIC_ID_LENGTH)
+        body = f"{PREFIX}{public_id}_{random_base62(SECRET_LENGTH)}"
+        plaintext = body + checksum(body)
+        key = self.create(
+            owner=owner,
+            connection=connection,
+            name=name,
+            read_only=read_only,
+            expires_at=expires_at,
+            public_id=public_id,
+            digest=key_digest(plaintext),
+            last_four=plaintext[-4:],
+        )
+        return key, plaintext
+
+    def active(self):
+        now = timezone.now()
+        return self.filter(revoked_at__isnull=True).exclude(expires_at__lte=now)
+
+
+class ApiKey(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    # The Attio connection (workspace) this key acts on.
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    read_only = models.BooleanField(default=False)
+    public_id = models.CharField(max_length=PUBLIC_ID_LENGTH, unique=True, editable=False)
+    # HMAC-SHA256 of the whole key under API_KEY_HMAC_SECRET; the key itself is never kept.
+    digest = models.CharField(max_length=64, editable=False)
+    last_four = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_reason = models.CharField(max_length=500, blank=True, editable=False)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"API key {self.name!r} ({PREFIX}{self.public_id}_…)"
+
+    def __repr__(self) -> str:
+        return f"<ApiKey {self.pk} {self.public_id}>"
+
+    @property
+    def display_id(self) -> str:
+        return f"{PREFIX}{self.public_id}_…{self.last_four}"
+
+    @property
+    def scope(self) -> str:
+        return "read-only" if self.read_only else "read-write"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    def status(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if not self.is_active():
+            return "expired"
+        return "active"
+
+
+class ToolCall(models.Model):
+    """One MCP tool call, for the audit trail. Holds ids and outcomes, never arguments."""
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, related_name="+")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    tool = models.CharField(max_length=64)
+    ok = models.BooleanField()
+    # The last HTTP status Attio answered (none when Attio was never called).
+    attio_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.tool} at {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Tool call records are append-only")
+        super().save(*args, **kwargs)

@@ -1,0 +1,88 @@
+"""Fixtures for the MCP gateway: API keys and the SDK's own client over in-process HTTP."""
+
+import contextlib
+
+import httpx2
+import pytest
+from asgiref.sync import async_to_sync
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from attio_portal.asgi import dispatcher
+from connections import attio
+from mcp_gateway.models import ApiKey
+from mcp_gateway.server import build_server, gateway_app
+
+MCP_URL = "http://127.0.0.1:8000/mcp"
+
+
+@pytest.fixture
+def gateway(fake_attio, monkeypatch):
+    """A fresh gateway app (the SDK's session manager runs once per instance)."""
+    monkeypatch.setattr(attio, "async_transport", fake_attio.async_transport())
+    attio._async_clients.clear()
+    server = build_server()
+    return server, dispatcher(gateway_app(server))
+
+
+@pytest.fixture
+def make_key():
+    def make_key(connection, **options):
+        options.setdefault("name", "test key")
+        return ApiKey.objects.issue(connection.owner, connection=connection, **options)
+
+    return make_key
+
+
+@pytest.fixture
+def alice_key(alice_connection, make_key):
+    """Alice's read-write key and its plaintext."""
+    return make_key(alice_connection)
+
+
+@contextlib.asynccontextmanager
+async def http_client(app, headers: dict | None = None):
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app),
+        base_url="http://127.0.0.1:8000",
+        headers=headers or {},
+        timeout=30,
+    ) as http:
+        yield http
+
+
+@pytest.fixture
+def mcp(gateway):
+    """Run `body(client)` against the gateway with an MCP client using `key`.
+
+    Driven through async_to_sync so the ORM calls the gateway makes run on this test's
+    thread and see its transaction.
+    """
+    server, app = gateway
+
+    def run(key: str | None, body, *, mode: str = "legacy"):
+        async def go():
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            async with server.session_manager.run(), http_client(app, headers) as http:
+                transport = streamable_http_client(MCP_URL, http_client=http)
+                async with Client(transport, mode=mode) as client:
+                    return await body(client)
+
+        return async_to_sync(go)()
+
+    return run
+
+
+@pytest.fixture
+def raw(gateway):
+    """Send one raw HTTP request to the gateway app; returns the httpx2 response."""
+    server, app = gateway
+
+    def send(method: str, path: str, **kwargs):
+        async def go():
+            async with server.session_manager.run(), http_client(app) as http:
+                return await http.request(method, path, **kwargs)
+
+        return async_to_sync(go)()
+
+    return send
