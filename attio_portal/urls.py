@@ -23,5 +23,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("connections/", include("connections.urls")),
+    path("keys/", include("mcp_gateway.urls")),
     path("", connection_views.dashboard, name="dashboard"),
 ]

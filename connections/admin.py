@@ -10,6 +10,39 @@ from .forms import RevokeReasonForm
 from .models import AuditEvent, Connection, PendingRevocation
 
 
+def revoke_with_reason(
+    model_admin, request, queryset, *, action, title, intro, label, revoke, noun
+):
+    """An admin action that asks for a reason, then calls the revoke service per row."""
+    form = RevokeReasonForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        count = sum(
+            revoke(
+                obj,
+                by=request.user,
+                reason=form.cleaned_data["reason"],
+                ip=services.client_ip(request),
+            )
+            for obj in queryset
+        )
+        model_admin.message_user(request, f"Revoked {count} {noun}.", messages.SUCCESS)
+        return None
+    return TemplateResponse(
+        request,
+        "admin/revoke_with_reason.html",
+        {
+            **model_admin.admin_site.each_context(request),
+            "title": title,
+            "intro": intro,
+            "opts": model_admin.model._meta,
+            "items": [{"pk": obj.pk, "label": label(obj)} for obj in queryset],
+            "form": form,
+            "action": action,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        },
+    )
+
+
 @admin.register(Connection)
 class ConnectionAdmin(admin.ModelAdmin):
     list_display = [
@@ -71,31 +104,17 @@ class ConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected connections", permissions=["change"])
     def revoke_selected(self, request, queryset):
-        form = RevokeReasonForm(request.POST if "apply" in request.POST else None)
-        if form.is_bound and form.is_valid():
-            count = sum(
-                services.revoke_connection(
-                    c,
-                    by=request.user,
-                    reason=form.cleaned_data["reason"],
-                    ip=services.client_ip(request),
-                )
-                for c in queryset
-            )
-            self.message_user(request, f"Revoked {count} connection(s).", messages.SUCCESS)
-            return None
-        return TemplateResponse(
+        return revoke_with_reason(
+            self,
             request,
-            "admin/connections/revoke_confirmation.html",
-            {
-                **self.admin_site.each_context(request),
-                "title": "Revoke connections",
-                "opts": self.model._meta,
-                "connections": queryset.select_related("owner"),
-                "form": form,
-                "action": "revoke_selected",
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            },
+            queryset.select_related("owner"),
+            action="revoke_selected",
+            title="Revoke connections",
+            intro="These connections lose their Attio tokens at once; Attio is asked to "
+            "revoke them, and their owners must connect again:",
+            label=lambda c: f"{c} ({c.get_status_display()})",
+            revoke=services.revoke_connection,
+            noun="connection(s)",
         )
 
     @admin.action(description="Check now with Attio", permissions=["change"])

@@ -385,14 +385,16 @@ async def arequest(
     *,
     params: dict | None = None,
     json: dict | None = None,
+    read: bool | None = None,
 ) -> dict:
     """One REST call to Attio for the gateway.
 
     Reads are retried a few times on timeouts and 5xx; writes are not, since Attio may
     have applied them. A 429 (nothing was applied) is waited out within a budget, for
-    both. Any failure ends as AttioError.
+    both. Any failure ends as AttioError. `read=True` marks a POST that only reads
+    (record and entry queries, search), so it is retried like a GET.
     """
-    is_read = method == "GET"
+    is_read = method == "GET" if read is None else read
     url = f"{settings.ATTIO_API_BASE_URL}{url_path}"
     log = call_log.get()
     waited = 0.0

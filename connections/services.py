@@ -704,12 +704,16 @@ def _revoke_failed(pending: PendingRevocation, error: attio.AttioError) -> bool:
 
 
 def deactivate_user(user, *, by, ip: str | None = None) -> int:
-    """Deactivate a portal user: revoke their connections, end their sessions."""
+    """Deactivate a portal user: revoke their API keys and connections, end their sessions."""
     with transaction.atomic():
         get_user_model().objects.filter(pk=user.pk).update(is_active=False)
         user.is_active = False
         record_event(AuditEvent.Kind.USER_DEACTIVATED, subject=user, actor=by, ip=ip)
         end_sessions(user)
+    # The gateway builds on connections, so it is imported here rather than at the top.
+    from mcp_gateway.services import revoke_user_keys
+
+    revoke_user_keys(user, by=by, reason="user deactivated", ip=ip)
     revoked = sum(
         revoke_connection(c, by=by, reason="user deactivated", ip=ip)
         for c in Connection.objects.live().filter(owner=user)

@@ -41,7 +41,10 @@ def dashboard(request):
                 c for c in connections if c.status == Connection.Status.NEEDS_RECONNECT
             ],
             "oauth_configured": bool(settings.ATTIO_CLIENT_ID),
-            "api_keys": [],
+            "api_keys": request.user.api_keys.filter(revoked_at__isnull=True)
+            .select_related("connection")
+            .order_by("-created_at"),
+            "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
         },
     )
 

@@ -76,9 +76,12 @@ def mcp(gateway):
 @pytest.fixture
 def raw(gateway):
     """Send one raw HTTP request to the gateway app; returns the httpx2 response."""
-    server, app = gateway
 
     def send(method: str, path: str, **kwargs):
+        # A fresh server each time: the SDK's session manager runs once per instance.
+        server = build_server()
+        app = dispatcher(gateway_app(server))
+
         async def go():
             async with server.session_manager.run(), http_client(app) as http:
                 return await http.request(method, path, **kwargs)

@@ -1,0 +1,52 @@
+"""Forms for portal API keys."""
+
+from datetime import timedelta
+
+from django import forms
+from django.utils import timezone
+
+from connections.models import Connection
+
+EXPIRY_CHOICES = [
+    ("never", "Never"),
+    ("30", "In 30 days"),
+    ("90", "In 90 days"),
+    ("365", "In a year"),
+]
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        help_text="Where it will be used, e.g. “Claude Code on my laptop”.",
+    )
+    connection = forms.ModelChoiceField(
+        queryset=Connection.objects.none(),
+        label="Attio workspace",
+        empty_label=None,
+    )
+    access = forms.ChoiceField(
+        choices=[
+            ("read_write", "Read and write: the assistant may create, change and delete"),
+            ("read_only", "Read only: the assistant may only look"),
+        ],
+        widget=forms.RadioSelect,
+        initial="read_write",
+    )
+    expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires")
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].queryset = owner.attio_connections.live().order_by(
+            "workspace_name"
+        )
+        self.fields["connection"].label_from_instance = lambda c: c.workspace_name
+
+    @property
+    def read_only(self) -> bool:
+        return self.cleaned_data["access"] == "read_only"
+
+    @property
+    def expires_at(self):
+        choice = self.cleaned_data["expires"]
+        return None if choice == "never" else timezone.now() + timedelta(days=int(choice))

@@ -1,0 +1,72 @@
+"""Verbs on portal API keys, shared by views, the admin and management commands."""
+
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from connections.models import AuditEvent, Connection
+from connections.services import record_event
+
+from .models import ApiKey
+
+
+class ApiKeyError(Exception):
+    """A key can't be created as asked. The message is written for the user."""
+
+
+def create_api_key(
+    owner,
+    *,
+    connection: Connection,
+    name: str,
+    read_only: bool = False,
+    expires_at: datetime | None = None,
+    ip: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a key for one of the owner's connections. Returns (row, plaintext)."""
+    if connection.owner_id != owner.pk or connection.status == Connection.Status.REVOKED:
+        raise ApiKeyError("Choose one of your connected Attio workspaces.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiKeyError("The expiry date must be in the future.")
+    with transaction.atomic():
+        key, plaintext = ApiKey.objects.issue(
+            owner, connection=connection, name=name, read_only=read_only, expires_at=expires_at
+        )
+        record_event(
+            AuditEvent.Kind.KEY_CREATED,
+            connection=connection,
+            actor=owner,
+            ip=ip,
+            api_key=key.public_id,
+            read_only=read_only,
+        )
+    return key, plaintext
+
+
+def revoke_api_key(key: ApiKey, *, by, reason: str = "", ip: str | None = None) -> bool:
+    """Revoke a key at once for every worker. False if it was already revoked."""
+    with transaction.atomic():
+        revoked = ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=reason[:500]
+        )
+        if not revoked:
+            return False
+        record_event(
+            AuditEvent.Kind.KEY_REVOKED,
+            subject=key.owner,
+            connection=key.connection,
+            actor=by,
+            ip=ip,
+            reason=reason,
+            api_key=key.public_id,
+        )
+    key.refresh_from_db()
+    return True
+
+
+def revoke_user_keys(user, *, by, reason: str, ip: str | None = None) -> int:
+    keys = ApiKey.objects.filter(owner=user, revoked_at__isnull=True).select_related(
+        "owner", "connection"
+    )
+    return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)

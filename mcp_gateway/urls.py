@@ -1,0 +1,10 @@
+from django.urls import path
+
+from . import views
+
+app_name = "mcp_gateway"
+
+urlpatterns = [
+    path("new/", views.key_create, name="key-create"),
+    path("<int:pk>/revoke/", views.key_revoke, name="key-revoke"),
+]

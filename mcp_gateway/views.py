@@ -1,0 +1,114 @@
+"""Portal pages for API keys."""
+
+import json
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+
+from connections.services import client_ip
+
+from . import services
+from .forms import ApiKeyForm
+from .models import ApiKey
+
+
+def setup_snippets(plaintext: str) -> dict[str, str]:
+    """Ready-to-paste client configuration for a new key."""
+    url = f"{settings.PORTAL_BASE_URL}/mcp"
+    header = f"Authorization: Bearer {plaintext}"
+    return {
+        "claude_code": f'claude mcp add --transport http attio {url} --header "{header}"',
+        "cursor": json.dumps(
+            {
+                "mcpServers": {
+                    "attio": {"url": url, "headers": {"Authorization": f"Bearer {plaintext}"}}
+                }
+            },
+            indent=2,
+        ),
+        "vscode": json.dumps(
+            {
+                "servers": {
+                    "attio": {
+                        "type": "http",
+                        "url": url,
+                        "headers": {"Authorization": f"Bearer {plaintext}"},
+                    }
+                }
+            },
+            indent=2,
+        ),
+        # mcp-remote bridges Claude Desktop's stdio to HTTP; the key travels in an env
+        # variable because arguments with spaces break on some platforms.
+        "claude_desktop": json.dumps(
+            {
+                "mcpServers": {
+                    "attio": {
+                        "command": "npx",
+                        "args": [
+                            "-y",
+                            "mcp-remote",
+                            url,
+                            "--header",
+                            "Authorization:${ATTIO_PORTAL_AUTH}",
+                        ],
+                        "env": {"ATTIO_PORTAL_AUTH": f"Bearer {plaintext}"},
+                    }
+                }
+            },
+            indent=2,
+        ),
+        "inspector": (
+            f"npx @modelcontextprotocol/inspector --cli {url} --transport http "
+            f'--header "{header}" --method tools/list'
+        ),
+    }
+
+
+@never_cache
+@login_required
+def key_create(request):
+    if not request.user.attio_connections.live().exists():
+        messages.info(request, "Connect an Attio workspace first; a key acts on one.")
+        return redirect("dashboard")
+    form = ApiKeyForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            key, plaintext = services.create_api_key(
+                request.user,
+                connection=form.cleaned_data["connection"],
+                name=form.cleaned_data["name"],
+                read_only=form.read_only,
+                expires_at=form.expires_at,
+                ip=client_ip(request),
+            )
+        except services.ApiKeyError as e:
+            form.add_error(None, str(e))
+        else:
+            # Shown once, in this response only: it is never stored or shown again.
+            response = render(
+                request,
+                "mcp_gateway/key_created.html",
+                {
+                    "key": key,
+                    "plaintext": plaintext,
+                    "snippets": setup_snippets(plaintext),
+                    "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
+                },
+            )
+            response["Referrer-Policy"] = "no-referrer"
+            return response
+    return render(request, "mcp_gateway/key_form.html", {"form": form})
+
+
+@login_required
+def key_revoke(request, pk: int):
+    key = get_object_or_404(ApiKey.objects.select_related("connection"), pk=pk, owner=request.user)
+    if request.method == "POST":
+        if services.revoke_api_key(key, by=request.user, ip=client_ip(request)):
+            messages.success(request, f"Revoked the key “{key.name}”. It stops working at once.")
+        return redirect("dashboard")
+    return render(request, "mcp_gateway/key_revoke.html", {"key": key})

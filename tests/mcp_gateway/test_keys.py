@@ -1,0 +1,243 @@
+"""Portal API keys: format, storage, the portal pages, admin, command and revocation."""
+
+import re
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from connections.models import AuditEvent
+from mcp_gateway import auth, services
+from mcp_gateway.models import PREFIX, ApiKey, checksum, random_base62
+
+from .test_endpoint import INITIALIZE, JSON
+
+KEY_REGEX = re.compile(r"^attp_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
+
+
+def test_issued_key_matches_the_documented_format(alice_key):
+    key, plaintext = alice_key
+    assert KEY_REGEX.fullmatch(plaintext)
+    assert auth.public_id_of(plaintext) == key.public_id
+    assert plaintext.startswith(f"{PREFIX}{key.public_id}_")
+
+
+def test_checksum_catches_any_single_character_change(alice_key):
+    _, plaintext = alice_key
+    for position in range(len(PREFIX), len(plaintext)):
+        for replacement in "0aZ":
+            if plaintext[position] == replacement or plaintext[position] == "_":
+                continue
+            mangled = plaintext[:position] + replacement + plaintext[position + 1 :]
+            assert auth.public_id_of(mangled) is None, position
+
+
+def test_secrets_carry_256_bits_and_never_repeat():
+    # 43 characters from 62 symbols: log2(62**43) > 256.
+    assert 62**43 > 2**256
+    bodies = {f"{PREFIX}{random_base62(12)}_{random_base62(43)}" for _ in range(100_000)}
+    assert len(bodies) == 100_000
+    assert all(len(checksum(b)) == 6 for b in list(bodies)[:100])
+
+
+def test_only_id_digest_and_last_four_are_stored(alice_key):
+    key, plaintext = alice_key
+    out = StringIO()
+    call_command("dumpdata", "mcp_gateway", stdout=out)
+    dump = out.getvalue()
+    assert plaintext not in dump
+    secret_part = plaintext.split("_", 2)[2]
+    assert secret_part[:20] not in dump
+    assert key.public_id in dump and key.digest in dump
+    assert plaintext not in str(key) and plaintext not in repr(key)
+
+
+def test_malformed_key_is_rejected_without_a_database_query(db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert async_to_sync(auth.authenticate)("attp_" + "x" * 62) is None
+        assert async_to_sync(auth.authenticate)("not a key") is None
+
+
+@pytest.fixture
+def unauthorized_body(raw):
+    def body(presented):
+        headers = {**JSON, "Authorization": f"Bearer {presented}"}
+        response = raw("POST", "/mcp", json=INITIALIZE, headers=headers)
+        assert response.status_code == 401
+        return response.content
+
+    return body
+
+
+def test_wrong_unknown_malformed_and_revoked_keys_get_the_same_401(
+    alice_key, alice, unauthorized_body
+):
+    key, plaintext = alice_key
+    body = f"{PREFIX}{key.public_id}_{random_base62(43)}"
+    wrong_secret = body + checksum(body)
+    other = f"{PREFIX}{random_base62(12)}_{random_base62(43)}"
+    unknown_id = other + checksum(other)
+    answers = {
+        unauthorized_body(wrong_secret),
+        unauthorized_body(unknown_id),
+        unauthorized_body("attp_malformed"),
+    }
+    services.revoke_api_key(key, by=alice)
+    answers.add(unauthorized_body(plaintext))
+    assert len(answers) == 1
+
+
+def test_revoked_key_fails_on_the_very_next_request(mcp, alice_key, alice, raw):
+    key, plaintext = alice_key
+    headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+    assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 200
+    services.revoke_api_key(key, by=alice, reason="lost laptop")
+    assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 401
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_REVOKED)
+    assert event.reason == "lost laptop" and event.detail["api_key"] == key.public_id
+
+
+def test_expired_key_fails(alice_connection, make_key, raw, time_machine):
+    time_machine.move_to(timezone.now(), tick=False)
+    _, plaintext = make_key(alice_connection, expires_at=timezone.now() + timedelta(days=1))
+    headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+    assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 200
+    time_machine.shift(timedelta(days=1, seconds=1))
+    assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 401
+
+
+def test_inactive_owner_key_fails_and_deactivation_revokes_keys(alice_key, alice, staff, raw):
+    key, plaintext = alice_key
+    from connections.services import deactivate_user
+
+    deactivate_user(alice, by=staff)
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+    headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+    assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 401
+
+
+def test_last_used_is_written_at_most_once_a_minute(alice_key, raw, time_machine):
+    time_machine.move_to(timezone.now(), tick=False)
+    key, plaintext = alice_key
+    headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+    raw("POST", "/mcp", json=INITIALIZE, headers=headers)
+    key.refresh_from_db()
+    first = key.last_used_at
+    assert first is not None
+    time_machine.shift(30)
+    raw("POST", "/mcp", json=INITIALIZE, headers=headers)
+    key.refresh_from_db()
+    assert key.last_used_at == first
+    time_machine.shift(31)
+    raw("POST", "/mcp", json=INITIALIZE, headers=headers)
+    key.refresh_from_db()
+    assert key.last_used_at > first
+
+
+# --- portal pages -----------------------------------------------------------------------
+
+
+def test_create_key_shows_it_once_with_client_setup(client, alice, alice_connection):
+    client.force_login(alice)
+    response = client.post(
+        reverse("mcp_gateway:key-create"),
+        {
+            "name": "Claude Code",
+            "connection": alice_connection.pk,
+            "access": "read_only",
+            "expires": "30",
+        },
+    )
+    assert response.status_code == 200
+    plaintext = re.search(r'<code class="secret" id="key">([^<]+)</code>', response.text).group(1)
+    assert KEY_REGEX.fullmatch(plaintext)
+    assert "no-store" in response["Cache-Control"]
+    assert (
+        f"claude mcp add --transport http attio http://127.0.0.1:8000/mcp "
+        f'--header "Authorization: Bearer {plaintext}"' in response.text.replace("&quot;", '"')
+    )
+    assert "mcp-remote" in response.text and "inspector" in response.text
+    key = ApiKey.objects.get()
+    assert key.read_only and key.expires_at > timezone.now() + timedelta(days=29)
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_CREATED).count() == 1
+    # Never again: not on the dashboard, nowhere.
+    dashboard = client.get(reverse("dashboard"))
+    assert "Claude Code" in dashboard.text
+    assert plaintext not in dashboard.text
+    assert key.display_id in dashboard.text
+
+
+def test_cannot_create_a_key_for_another_users_connection(client, charlie, alice_connection):
+    client.force_login(charlie)
+    response = client.post(
+        reverse("mcp_gateway:key-create"),
+        {"name": "x", "connection": alice_connection.pk, "access": "read_write", "expires": "30"},
+    )
+    # Charlie has no connection: sent to connect one first; nothing created.
+    assert response.status_code == 302
+    assert not ApiKey.objects.exists()
+    with pytest.raises(services.ApiKeyError):
+        services.create_api_key(charlie, connection=alice_connection, name="x")
+
+
+def test_key_form_offers_only_own_connections(client, alice, alice_connection, bob_connection):
+    client.force_login(alice)
+    page = client.get(reverse("mcp_gateway:key-create"))
+    assert f'value="{alice_connection.pk}"' in page.text
+    assert f'value="{bob_connection.pk}"' not in page.text
+
+
+def test_user_revokes_own_key_but_not_others(client, alice, bob, alice_key):
+    key, _ = alice_key
+    client.force_login(bob)
+    assert client.post(reverse("mcp_gateway:key-revoke", args=[key.pk])).status_code == 404
+    client.force_login(alice)
+    page = client.get(reverse("mcp_gateway:key-revoke", args=[key.pk]))
+    assert "Revoke “test key”?" in page.text
+    client.post(reverse("mcp_gateway:key-revoke", args=[key.pk]))
+    key.refresh_from_db()
+    assert key.revoked_at is not None
+
+
+# --- admin and command ------------------------------------------------------------------
+
+
+def test_admin_lists_keys_without_secrets_and_revokes_with_reason(client, staff, alice_key):
+    key, plaintext = alice_key
+    client.force_login(staff)
+    listing = client.get(reverse("admin:mcp_gateway_apikey_changelist"))
+    assert key.name in listing.text and plaintext not in listing.text
+    change = client.get(reverse("admin:mcp_gateway_apikey_change", args=[key.pk]))
+    assert plaintext not in change.text and key.digest not in change.text
+    url = reverse("admin:mcp_gateway_apikey_changelist")
+    form = {"action": "revoke_selected", "_selected_action": [key.pk]}
+    assert "Reason" in client.post(url, form).text
+    client.post(url, {**form, "apply": "1", "reason": "left the company"}, follow=True)
+    key.refresh_from_db()
+    assert key.revoked_reason == "left the company"
+    assert AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_REVOKED).actor == staff
+
+
+def test_create_api_key_command_prints_the_key_once(alice_connection):
+    out = StringIO()
+    call_command(
+        "create_api_key", "--user", "alice@example.com", "--read-only", "--name", "ci", stdout=out
+    )
+    plaintext = out.getvalue().strip()
+    assert KEY_REGEX.fullmatch(plaintext)
+    key = ApiKey.objects.get()
+    assert key.read_only and key.name == "ci" and key.connection == alice_connection
+
+
+def test_create_api_key_command_needs_a_connection_choice(alice, make_connection):
+    make_connection(alice, "acme")
+    make_connection(alice, "globex")
+    with pytest.raises(CommandError, match="several connections"):
+        call_command("create_api_key", "--user", "alice")
+    with pytest.raises(CommandError, match="No single user"):
+        call_command("create_api_key", "--user", "nobody@example.com")

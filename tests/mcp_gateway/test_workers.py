@@ -1,0 +1,123 @@
+"""The gateway under uvicorn with two worker processes, over real HTTP."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import httpx2
+import pytest
+from asgiref.sync import async_to_sync
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from mcp_gateway import services
+
+from ..connections.test_celery_e2e import database_url
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def two_workers(fake_attio, tmp_path):
+    port = free_port()
+    with fake_attio.serve() as fake_url:
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
+            "ATTIO_CLIENT_ID": fake_attio.client_id,
+            "ATTIO_CLIENT_SECRET": fake_attio.client_secret,
+            "ATTIO_TOKEN_URL": f"{fake_url}/oauth/token",
+            "ATTIO_API_BASE_URL": fake_url,
+        }
+        log = open(tmp_path / "uvicorn.log", "w+")  # noqa: SIM115 (closed below)
+        process = subprocess.Popen(
+            [
+                str(BIN / "uvicorn"),
+                "attio_portal.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--lifespan",
+                "on",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.3)
+            yield base
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+            log.close()
+
+
+def post_initialize(base: str, key: str) -> int:
+    # A new connection each time, so the two workers share the requests.
+    return httpx.post(
+        f"{base}/mcp",
+        json=INITIALIZE,
+        headers={
+            "Authorization": f"Bearer {key}",
+            "Accept": "application/json, text/event-stream",
+        },
+        timeout=10,
+    ).status_code
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_key_revoked_through_one_worker_is_refused_by_the_other(
+    two_workers, alice, alice_connection
+):
+    key, plaintext = services.create_api_key(alice, connection=alice_connection, name="w")
+
+    async def whoami():
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {plaintext}"}, timeout=30)
+        async with (
+            http,
+            Client(streamable_http_client(f"{two_workers}/mcp", http_client=http)) as c,
+        ):
+            return await c.call_tool("whoami", {})
+
+    result = async_to_sync(whoami)()
+    assert not result.is_error and result.structured_content["workspace_name"] == "Acme"
+    assert [post_initialize(two_workers, plaintext) for _ in range(10)] == [200] * 10
+    services.revoke_api_key(key, by=alice)
+    assert [post_initialize(two_workers, plaintext) for _ in range(10)] == [401] * 10
