@@ -182,24 +182,35 @@ QUERY_REFUSED = (
 )
 
 
+METHOD_REFUSED = (
+    b'{"error": "method_not_allowed", "error_description": "This MCP endpoint answers '
+    b'POST requests with JSON; it offers no event stream."}'
+)
+
+
+async def respond(send, status: int, body: bytes, *, allow: bytes | None = None) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if allow:
+        headers.append((b"allow", allow))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def gateway_app(server: MCPServer):
     """The ASGI app for /mcp and its metadata, with the portal's own checks around it."""
     app = build_app(server)
 
     async def gateway(scope, receive, send):
         if scope["type"] == "http":
+            on_endpoint = scope["path"].startswith("/mcp")
             # Keys belong in the Authorization header: a key in a URL ends up in logs
             # and browser history, so a query string is refused outright.
-            if scope.get("query_string") and scope["path"].startswith("/mcp"):
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 400,
-                        "headers": [(b"content-type", b"application/json")],
-                    }
-                )
-                await send({"type": "http.response.body", "body": QUERY_REFUSED})
-                return
+            if on_endpoint and scope.get("query_string"):
+                return await respond(send, 400, QUERY_REFUSED)
+            # Stateless JSON mode has no server-to-client stream to open; the spec's
+            # answer to such a GET is 405 (an SSE stream here would just hang).
+            if on_endpoint and scope["method"] == "GET":
+                return await respond(send, 405, METHOD_REFUSED, allow=b"POST")
             await refresh_database_connections()
         await app(scope, receive, send)
 
