@@ -27,6 +27,11 @@ class AttioApiKeyForm(forms.Form):
             raise forms.ValidationError(
                 "The key contains spaces or line breaks; paste it as a single word."
             )
+        if not (value.isascii() and value.isprintable()):
+            raise forms.ValidationError(
+                "An Attio API key has only letters, digits and punctuation; this one "
+                "contains other characters. Copy it again from Attio."
+            )
         if len(value) < 10:
             raise forms.ValidationError(
                 "That is too short to be an Attio API key (at least 10 characters)."
