@@ -269,6 +269,9 @@ def revoke_token(token: str) -> None:
 
 
 def _bearer(token: str) -> dict[str, str]:
+    if not (token.isascii() and token.isprintable()):
+        # HTTP headers can't carry it, and no Attio token looks like that.
+        raise AttioError("This is not a valid Attio token", code="malformed_token", permanent=True)
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -432,3 +435,362 @@ async def arequest(
         if response.status_code == 204 or not response.content:
             return {}
         return json_object(response)
+
+
+def _data(body: dict):
+    """The `data` of a successful answer: every Attio read and write wraps its result so."""
+    if "data" not in body:
+        raise AttioError("Attio answered something unexpected (no data)", code="bad_response")
+    return body["data"]
+
+
+def _page(limit: int, offset: int) -> dict:
+    return {"limit": limit, "offset": offset}
+
+
+def _query_body(filter: dict | None, sorts: list | None, limit: int, offset: int) -> dict:
+    body: dict = _page(limit, offset)
+    if filter:
+        body["filter"] = filter
+    if sorts:
+        body["sorts"] = sorts
+    return body
+
+
+# Objects and attributes
+
+
+async def alist_objects(token: str) -> list[dict]:
+    """Every object in the workspace (people, companies, deals, custom objects).
+
+    https://docs.attio.com/rest-api/endpoint-reference/objects/list-objects
+    """
+    return _data(await arequest("GET", "/v2/objects", token))
+
+
+async def alist_attributes(token: str, target: str, identifier: str) -> list[dict]:
+    """The attributes of an object or a list (`target` is "objects" or "lists").
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/list-attributes
+    """
+    return _data(await arequest("GET", path("/v2/{}/{}/attributes", target, identifier), token))
+
+
+async def alist_select_options(
+    token: str, target: str, identifier: str, attribute: str
+) -> list[dict]:
+    """The options of a select attribute.
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/list-select-options
+    """
+    url = path("/v2/{}/{}/attributes/{}/options", target, identifier, attribute)
+    return _data(await arequest("GET", url, token))
+
+
+async def alist_statuses(token: str, target: str, identifier: str, attribute: str) -> list[dict]:
+    """The statuses of a status attribute.
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/list-statuses
+    """
+    url = path("/v2/{}/{}/attributes/{}/statuses", target, identifier, attribute)
+    return _data(await arequest("GET", url, token))
+
+
+# Records
+
+
+async def aquery_records(
+    token: str, object: str, *, filter: dict | None, sorts: list | None, limit: int, offset: int
+) -> list[dict]:
+    """Records of an object, filtered and sorted (a POST that only reads).
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/list-records
+    """
+    url = path("/v2/objects/{}/records/query", object)
+    body = _query_body(filter, sorts, limit, offset)
+    return _data(await arequest("POST", url, token, json=body, read=True))
+
+
+async def asearch_records(token: str, query: str, objects: list[str], limit: int) -> list[dict]:
+    """Fuzzy search across objects, as the workspace sees it (Attio marks it alpha).
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/search-records
+    """
+    body = {
+        "query": query,
+        "objects": objects,
+        "limit": limit,
+        "request_as": {"type": "workspace"},
+    }
+    return _data(await arequest("POST", "/v2/objects/records/search", token, json=body, read=True))
+
+
+async def aget_record(token: str, object: str, record_id: str) -> dict:
+    """One record.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/get-a-record
+    """
+    url = path("/v2/objects/{}/records/{}", object, record_id)
+    return _data(await arequest("GET", url, token))
+
+
+async def acreate_record(token: str, object: str, values: dict) -> dict:
+    """Create a record; fails on a unique attribute conflict.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/create-a-record
+    """
+    url = path("/v2/objects/{}/records", object)
+    return _data(await arequest("POST", url, token, json={"data": {"values": values}}))
+
+
+async def aassert_record(token: str, object: str, matching_attribute: str, values: dict) -> dict:
+    """Create or update the record matching a unique attribute (multiselects overwritten).
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/assert-a-record
+    """
+    url = path("/v2/objects/{}/records", object)
+    return _data(
+        await arequest(
+            "PUT",
+            url,
+            token,
+            params={"matching_attribute": matching_attribute},
+            json={"data": {"values": values}},
+        )
+    )
+
+
+async def aupdate_record(token: str, object: str, record_id: str, values: dict) -> dict:
+    """Update a record, adding to multiselect values.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/update-a-record-append-multiselect-values
+    """
+    url = path("/v2/objects/{}/records/{}", object, record_id)
+    return _data(await arequest("PATCH", url, token, json={"data": {"values": values}}))
+
+
+async def aoverwrite_record(token: str, object: str, record_id: str, values: dict) -> dict:
+    """Update a record, replacing multiselect values.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/update-a-record-overwrite-multiselect-values
+    """
+    url = path("/v2/objects/{}/records/{}", object, record_id)
+    return _data(await arequest("PUT", url, token, json={"data": {"values": values}}))
+
+
+async def adelete_record(token: str, object: str, record_id: str) -> None:
+    """Delete a record for good.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/delete-a-record
+    """
+    await arequest("DELETE", path("/v2/objects/{}/records/{}", object, record_id), token)
+
+
+async def alist_record_entries(
+    token: str, object: str, record_id: str, *, limit: int, offset: int
+) -> list[dict]:
+    """The list entries a record has, in every list.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/list-record-entries
+    """
+    url = path("/v2/objects/{}/records/{}/entries", object, record_id)
+    return _data(await arequest("GET", url, token, params=_page(limit, offset)))
+
+
+# Lists and entries
+
+
+async def alist_lists(token: str) -> list[dict]:
+    """Every list the token can see.
+
+    https://docs.attio.com/rest-api/endpoint-reference/lists/list-all-lists
+    """
+    return _data(await arequest("GET", "/v2/lists", token))
+
+
+async def aget_list(token: str, list: str) -> dict:
+    """One list.
+
+    https://docs.attio.com/rest-api/endpoint-reference/lists/get-a-list
+    """
+    return _data(await arequest("GET", path("/v2/lists/{}", list), token))
+
+
+async def aquery_entries(
+    token: str, list: str, *, filter: dict | None, sorts: list | None, limit: int, offset: int
+) -> list[dict]:
+    """Entries of a list, filtered and sorted (a POST that only reads).
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/list-entries
+    """
+    url = path("/v2/lists/{}/entries/query", list)
+    body = _query_body(filter, sorts, limit, offset)
+    return _data(await arequest("POST", url, token, json=body, read=True))
+
+
+async def acreate_entry(
+    token: str, list: str, parent_object: str, parent_record_id: str, entry_values: dict
+) -> dict:
+    """Add a record to a list (the same record may be added more than once).
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/create-an-entry-add-record-to-list
+    """
+    data = {
+        "parent_object": parent_object,
+        "parent_record_id": parent_record_id,
+        "entry_values": entry_values,
+    }
+    return _data(
+        await arequest("POST", path("/v2/lists/{}/entries", list), token, json={"data": data})
+    )
+
+
+async def aupdate_entry(token: str, list: str, entry_id: str, entry_values: dict) -> dict:
+    """Update a list entry, adding to multiselect values.
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/update-a-list-entry-append-multiselect-values
+    """
+    url = path("/v2/lists/{}/entries/{}", list, entry_id)
+    return _data(await arequest("PATCH", url, token, json={"data": {"entry_values": entry_values}}))
+
+
+async def aoverwrite_entry(token: str, list: str, entry_id: str, entry_values: dict) -> dict:
+    """Update a list entry, replacing multiselect values.
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/update-a-list-entry-overwrite-multiselect-values
+    """
+    url = path("/v2/lists/{}/entries/{}", list, entry_id)
+    return _data(await arequest("PUT", url, token, json={"data": {"entry_values": entry_values}}))
+
+
+async def adelete_entry(token: str, list: str, entry_id: str) -> None:
+    """Remove an entry from a list (the record itself stays).
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/delete-a-list-entry
+    """
+    await arequest("DELETE", path("/v2/lists/{}/entries/{}", list, entry_id), token)
+
+
+# Workspace members
+
+
+async def alist_workspace_members(token: str) -> list[dict]:
+    """Every member of the workspace (Attio does not paginate this).
+
+    https://docs.attio.com/rest-api/endpoint-reference/workspace-members/list-workspace-members
+    """
+    return _data(await arequest("GET", "/v2/workspace_members", token))
+
+
+async def aget_workspace_member(token: str, workspace_member_id: str) -> dict:
+    """One workspace member.
+
+    https://docs.attio.com/rest-api/endpoint-reference/workspace-members/get-a-workspace-member
+    """
+    url = path("/v2/workspace_members/{}", workspace_member_id)
+    return _data(await arequest("GET", url, token))
+
+
+# Notes
+
+
+async def alist_notes(
+    token: str, parent_object: str, parent_record_id: str, *, limit: int, offset: int
+) -> list[dict]:
+    """The notes on one record.
+
+    https://docs.attio.com/rest-api/endpoint-reference/notes/list-notes
+    """
+    params = {
+        "parent_object": parent_object,
+        "parent_record_id": parent_record_id,
+        **_page(limit, offset),
+    }
+    return _data(await arequest("GET", "/v2/notes", token, params=params))
+
+
+async def aget_note(token: str, note_id: str) -> dict:
+    """One note, with its content as plaintext and as markdown.
+
+    https://docs.attio.com/rest-api/endpoint-reference/notes/get-a-note
+    """
+    return _data(await arequest("GET", path("/v2/notes/{}", note_id), token))
+
+
+async def acreate_note(
+    token: str, parent_object: str, parent_record_id: str, title: str, content: str, format: str
+) -> dict:
+    """Create a note on a record (`format` is "plaintext" or "markdown").
+
+    https://docs.attio.com/rest-api/endpoint-reference/notes/create-a-note
+    """
+    data = {
+        "parent_object": parent_object,
+        "parent_record_id": parent_record_id,
+        "title": title,
+        "format": format,
+        "content": content,
+    }
+    return _data(await arequest("POST", "/v2/notes", token, json={"data": data}))
+
+
+async def adelete_note(token: str, note_id: str) -> None:
+    """Delete a note.
+
+    https://docs.attio.com/rest-api/endpoint-reference/notes/delete-a-note
+    """
+    await arequest("DELETE", path("/v2/notes/{}", note_id), token)
+
+
+# Tasks
+
+
+async def alist_tasks(token: str, params: dict) -> list[dict]:
+    """Tasks, filtered by the query parameters Attio documents (linked_object, ...).
+
+    https://docs.attio.com/rest-api/endpoint-reference/tasks/list-tasks
+    """
+    return _data(await arequest("GET", "/v2/tasks", token, params=params))
+
+
+async def acreate_task(token: str, data: dict) -> dict:
+    """Create a task (plaintext content; Attio wants every field, even when empty).
+
+    https://docs.attio.com/rest-api/endpoint-reference/tasks/create-a-task
+    """
+    return _data(await arequest("POST", "/v2/tasks", token, json={"data": data}))
+
+
+async def aupdate_task(token: str, task_id: str, data: dict) -> dict:
+    """Update a task's deadline, completion, linked records or assignees (not its content).
+
+    https://docs.attio.com/rest-api/endpoint-reference/tasks/update-a-task
+    """
+    return _data(await arequest("PATCH", path("/v2/tasks/{}", task_id), token, json={"data": data}))
+
+
+async def adelete_task(token: str, task_id: str) -> None:
+    """Delete a task.
+
+    https://docs.attio.com/rest-api/endpoint-reference/tasks/delete-a-task
+    """
+    await arequest("DELETE", path("/v2/tasks/{}", task_id), token)
+
+
+# Threads and comments
+
+
+async def alist_threads(token: str, params: dict) -> list[dict]:
+    """Comment threads on a record (`object`, `record_id`) or an entry (`list`, `entry_id`).
+
+    https://docs.attio.com/rest-api/endpoint-reference/threads/list-threads
+    """
+    return _data(await arequest("GET", "/v2/threads", token, params=params))
+
+
+async def acreate_comment(token: str, data: dict) -> dict:
+    """Comment on a record or a list entry, or reply in a thread.
+
+    https://docs.attio.com/rest-api/endpoint-reference/comments/create-a-comment
+    """
+    return _data(await arequest("POST", "/v2/comments", token, json={"data": data}))

@@ -22,6 +22,14 @@ class ConnectionQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status=Connection.Status.ACTIVE)
 
+    def reconnectable(self):
+        """Live connections and those a reconnect can restore."""
+        return self.exclude(status=Connection.Status.REVOKED, revoked_by_owner=True)
+
+    def restorable(self):
+        """Revoked by an admin (not disconnected by the owner): a reconnect revives them."""
+        return self.filter(status=Connection.Status.REVOKED, revoked_by_owner=False)
+
 
 class Connection(models.Model):
     """One portal user's access to one Attio workspace."""
@@ -60,6 +68,10 @@ class Connection(models.Model):
     last_checked_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=500, blank=True)
+    # Disconnected by its owner (as opposed to revoked by an admin or a deactivation):
+    # such a connection is gone for good, and its API keys with it.
+    revoked_by_owner = models.BooleanField(default=False)
     # When the owner was told this connection needs reconnecting (once per incident).
     notified_at = models.DateTimeField(null=True, blank=True)
     # Set when the sweep enqueues this connection, so a second sweep (beat firing twice,
@@ -149,6 +161,9 @@ class Connection(models.Model):
 
     def mark_active(self, *, checked_at: datetime) -> None:
         self.status = self.Status.ACTIVE
+        self.revoked_at = None
+        self.revoked_reason = ""
+        self.revoked_by_owner = False
         self.last_checked_at = checked_at
         self.last_error_code = ""
         self.last_error_message = ""
@@ -159,10 +174,17 @@ class Connection(models.Model):
         self.last_error_code = code[:64]
         self.last_error_message = message[:500]
 
-    def mark_revoked(self, *, at: datetime) -> None:
+    def mark_revoked(self, *, at: datetime, reason: str = "", by_owner: bool = False) -> None:
         self.clear_credentials()
         self.status = self.Status.REVOKED
         self.revoked_at = at
+        self.revoked_reason = reason[:500]
+        self.revoked_by_owner = by_owner
+
+    @property
+    def can_be_restored(self) -> bool:
+        """Revoked by an admin: reconnecting restores it in place, with its API keys."""
+        return self.status == self.Status.REVOKED and not self.revoked_by_owner
 
 
 class PendingRevocation(models.Model):

@@ -120,7 +120,9 @@ def finish_oauth(request, params) -> tuple[Connection, bool]:
     reconnect = None
     if flow["reconnect"]:
         reconnect = (
-            Connection.objects.live().filter(pk=flow["reconnect"], owner=request.user).first()
+            Connection.objects.reconnectable()
+            .filter(pk=flow["reconnect"], owner=request.user)
+            .first()
         )
         if reconnect is None:
             raise ConnectError(
@@ -210,8 +212,8 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
     now = timezone.now()
     if reconnect is not None:
         connection = Connection.objects.select_for_update().get(pk=reconnect.pk)
-        if connection.status == Connection.Status.REVOKED:
-            raise ConnectError("That connection was revoked meanwhile. Connect again.")
+        if connection.status == Connection.Status.REVOKED and not connection.can_be_restored:
+            raise ConnectError("That connection was disconnected meanwhile. Connect again.")
         if connection.workspace_id != identity.workspace_id:
             # Workspace pinning: the old credentials stay exactly as they were.
             raise ConnectError(
@@ -220,11 +222,22 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
                 "pick the right workspace on Attio's page and try again."
             )
     else:
-        connection = (
-            Connection.objects.select_for_update()
-            .live()
-            .filter(owner=user, workspace_id=identity.workspace_id)
-            .first()
+        mine = Connection.objects.select_for_update().filter(
+            owner=user, workspace_id=identity.workspace_id
+        )
+        # The live connection to this workspace, or else one an admin revoked, which
+        # comes back in place with its API keys.
+        connection = mine.live().first() or mine.restorable().order_by("-revoked_at").first()
+    if (
+        connection is not None
+        and connection.status == Connection.Status.REVOKED
+        and Connection.objects.live()
+        .filter(owner=user, workspace_id=identity.workspace_id)
+        .exclude(pk=connection.pk)
+        .exists()
+    ):
+        raise ConnectError(
+            "This workspace is already connected again; use that connection instead."
         )
     created = connection is None
     if created:
@@ -627,9 +640,15 @@ def revoke_connection(
             pending = PendingRevocation.objects.create(connection=locked)
             pending.seal_token(locked.access_token())
             pending.save(update_fields=["token_sealed"])
-        locked.mark_revoked(at=timezone.now())
-        locked.save()
         by_owner = by is not None and by.pk == locked.owner_id
+        locked.mark_revoked(at=timezone.now(), reason=reason, by_owner=by_owner)
+        locked.save()
+        if by_owner:
+            # The owner cut this workspace off: its keys go too, so connecting the
+            # workspace again later doesn't quietly bring them back.
+            from mcp_gateway.services import revoke_connection_keys
+
+            revoke_connection_keys(locked, by=by, reason="connection disconnected", ip=ip)
         record_event(
             AuditEvent.Kind.DISCONNECTED if by_owner else AuditEvent.Kind.REVOKED_BY_ADMIN,
             connection=locked,

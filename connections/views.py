@@ -14,8 +14,9 @@ from .forms import AttioApiKeyForm
 from .models import Connection
 
 
-def own_connection(request, pk: int) -> Connection:
-    connection = get_object_or_404(Connection.objects.live(), pk=pk)
+def own_connection(request, pk: int, *, restorable: bool = False) -> Connection:
+    queryset = Connection.objects.reconnectable() if restorable else Connection.objects.live()
+    connection = get_object_or_404(queryset, pk=pk)
     if connection.owner_id != request.user.pk:
         raise PermissionDenied("Only an admin can act on another user's connection.")
     return connection
@@ -31,15 +32,25 @@ def no_referrer(response):
 
 @login_required
 def dashboard(request):
-    connections = request.user.attio_connections.live().order_by("workspace_name")
+    mine = request.user.attio_connections
+    connections = list(mine.live().order_by("workspace_name"))
+    live_workspaces = {c.workspace_id for c in connections}
+    # Connections an admin revoked stay in view until reconnected, so the owner learns
+    # why their assistant stopped and how to restore it.
+    revoked = [
+        c
+        for c in mine.restorable().order_by("-revoked_at")
+        if c.workspace_id not in live_workspaces
+    ]
     return render(
         request,
         "connections/dashboard.html",
         {
-            "connections": connections,
+            "connections": connections + revoked,
             "needs_reconnect": [
                 c for c in connections if c.status == Connection.Status.NEEDS_RECONNECT
             ],
+            "revoked": revoked,
             "oauth_configured": bool(settings.ATTIO_CLIENT_ID),
             "api_keys": request.user.api_keys.filter(revoked_at__isnull=True)
             .select_related("connection")
@@ -66,7 +77,7 @@ def connect(request):
 @login_required
 @require_POST
 def reconnect(request, pk: int):
-    connection = own_connection(request, pk)
+    connection = own_connection(request, pk, restorable=True)
     if connection.method == Connection.Method.API_KEY or not settings.ATTIO_CLIENT_ID:
         return redirect("connections:connect-api-key")
     return redirect(services.start_oauth(request, reconnect=connection))

@@ -70,3 +70,12 @@ def revoke_user_keys(user, *, by, reason: str, ip: str | None = None) -> int:
         "owner", "connection"
     )
     return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)
+
+
+def revoke_connection_keys(
+    connection: Connection, *, by, reason: str, ip: str | None = None
+) -> int:
+    keys = ApiKey.objects.filter(connection=connection, revoked_at__isnull=True).select_related(
+        "owner", "connection"
+    )
+    return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)
