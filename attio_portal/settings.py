@@ -212,6 +212,8 @@ ATTIO_REVOKE_URL = env.str("ATTIO_REVOKE_URL", default="https://app.attio.com/oa
 ATTIO_INTROSPECT_URL = env.str(
     "ATTIO_INTROSPECT_URL", default="https://app.attio.com/oauth/introspect"
 )
+# How long to wait for Attio before giving up on a call, in seconds.
+ATTIO_HTTP_TIMEOUT_SECONDS = env.float("ATTIO_HTTP_TIMEOUT_SECONDS", default=10.0)
 # Extra authorize parameters, e.g. ATTIO_AUTHORIZE_EXTRA_PARAMS=token_level=user
 ATTIO_AUTHORIZE_EXTRA_PARAMS = env.dict("ATTIO_AUTHORIZE_EXTRA_PARAMS", default={})
 # Attio's issuer, compared with an `iss` parameter on the OAuth callback (RFC 9207).
