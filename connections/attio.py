@@ -21,7 +21,9 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TIMEOUT = httpx.Timeout(
+    settings.ATTIO_HTTP_TIMEOUT_SECONDS, connect=min(5.0, settings.ATTIO_HTTP_TIMEOUT_SECONDS)
+)
 USER_AGENT = "attio-portal"
 
 # All REST calls share this client (and its connection pool).

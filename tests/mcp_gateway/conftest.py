@@ -89,3 +89,82 @@ def raw(gateway):
         return async_to_sync(go)()
 
     return send
+
+
+# --- For the tool tests (tests/mcp_gateway/test_tools_*.py) ---------------------------------
+
+
+@pytest.fixture
+def run_tools(mcp):
+    """Call tools in one MCP session: `run_tools(key, ("name", {args}), ...)` -> results.
+
+    One session per test: the gateway's session manager runs once per instance.
+    """
+
+    def run(key: str, *calls: tuple[str, dict]):
+        async def body(client):
+            return [await client.call_tool(name, arguments) for name, arguments in calls]
+
+        return mcp(key, body)
+
+    return run
+
+
+@pytest.fixture
+def call_tool(run_tools):
+    """Call one tool: `call_tool(key, "name", {args})` -> its result."""
+
+    def call(key: str, name: str, arguments: dict | None = None):
+        return run_tools(key, (name, arguments or {}))[0]
+
+    return call
+
+
+# Tool.from_function results, by function and options (see `tools_built_once`).
+_BUILT_TOOLS: dict = {}
+
+
+@pytest.fixture
+def tools_built_once(monkeypatch):
+    """Build each tool's schemas once per test run instead of once per gateway.
+
+    Deriving the pydantic schemas of ~30 tools is most of what a fresh gateway costs, and
+    they depend only on the tool functions, so the gateway of each test reuses them.
+    """
+    from mcp.server.mcpserver.tools.base import Tool
+
+    build = Tool.from_function
+
+    def from_function(fn, **options):
+        key = (fn, repr(sorted(options.items())))
+        if key not in _BUILT_TOOLS:
+            _BUILT_TOOLS[key] = build(fn, **options)
+        return _BUILT_TOOLS[key]
+
+    monkeypatch.setattr(Tool, "from_function", staticmethod(from_function))
+
+
+@pytest.fixture
+def attio_calls_follow_spec(tools_built_once, fake_attio, monkeypatch):
+    """Every /v2 request the gateway sends must satisfy Attio's OpenAPI document.
+
+    Also gives each test a fresh per-key rate limiter and attribute-slug cache, since
+    SQLite reuses key ids from test to test.
+    """
+    from mcp_gateway import server, tools
+    from tests.fake_attio import spec
+
+    monkeypatch.setattr(server, "rate_limiter", server.RateLimiter())
+    tools.ATTRIBUTE_SLUGS.clear()
+    yield
+    tools.ATTRIBUTE_SLUGS.clear()
+    assert fake_attio.spec_violations == []
+    for call in fake_attio.calls:
+        if call.path.startswith("/v2/"):
+            # Faulted calls skip the fake's own check, so check every call here too.
+            spec.validate_request(call.method, call.path, call.query, call.json)
+
+
+def tool_text(result) -> str:
+    """The text of a tool result (the error message, for an error)."""
+    return " ".join(block.text for block in result.content if block.type == "text")
