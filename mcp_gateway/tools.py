@@ -2,6 +2,7 @@
 Attio through connections.attio with that connection's token, and shapes the result.
 Error text for the client is written here; Attio's raw body never reaches it."""
 
+import inspect
 import logging
 import re
 import time
@@ -83,7 +84,14 @@ def tool(*, title: str, read_only: bool, destructive: bool = False, idempotent: 
 
 def register(server: MCPServer) -> None:
     for name, spec in REGISTRY.items():
-        server.add_tool(spec.fn, name=name, title=spec.title, annotations=spec.annotations)
+        server.add_tool(
+            spec.fn,
+            name=name,
+            title=spec.title,
+            # Without the docstring's indentation, which clients would show verbatim.
+            description=inspect.cleandoc(spec.fn.__doc__ or ""),
+            annotations=spec.annotations,
+        )
 
 
 def exists(name: str) -> bool:

@@ -71,3 +71,16 @@ def test_key_in_query_string_is_refused(raw, alice_key):
     response = raw("POST", f"/mcp?api_key={plaintext}", json=INITIALIZE, headers=JSON)
     assert response.status_code == 400
     assert "Authorization header" in response.json()["error_description"]
+
+
+def test_tool_descriptions_are_clean_text(mcp, alice_key):
+    _, plaintext = alice_key
+
+    async def body(client):
+        return await client.list_tools()
+
+    tools = mcp(plaintext, body).tools
+    assert len(tools) >= 29
+    for tool in tools:
+        assert tool.description and not tool.description.startswith((" ", "\n"))
+        assert "\n    " not in tool.description, tool.name
