@@ -161,6 +161,7 @@ class Connection(models.Model):
 
     def mark_active(self, *, checked_at: datetime) -> None:
         self.status = self.Status.ACTIVE
+        self.sweep_claimed_at = None
         self.revoked_at = None
         self.revoked_reason = ""
         self.revoked_by_owner = False

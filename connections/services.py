@@ -310,8 +310,11 @@ def ensure_fresh(
             # The row lock is held through the Attio call: concurrent callers queue
             # here and, once in, see the winner's result and make no call at all.
             connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
-            if connection is None or not connection.is_usable:
+            if connection is None:
                 return Outcome.SKIPPED
+            if not connection.is_usable:
+                # Revoked or waiting for a reconnect since the sweep claimed it.
+                return _release(connection, Outcome.SKIPPED)
             if seen_version is not None and connection.version != seen_version:
                 return _release(connection, Outcome.FRESH)
             now = timezone.now()

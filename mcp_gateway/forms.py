@@ -1,5 +1,6 @@
 """Forms for portal API keys."""
 
+import secrets
 from datetime import timedelta
 
 from django import forms
@@ -34,9 +35,12 @@ class ApiKeyForm(forms.Form):
         initial="read_write",
     )
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires")
+    # One-time id of this form: a reload that posts it again creates nothing.
+    nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
     def __init__(self, *args, owner, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["nonce"].initial = secrets.token_urlsafe(24)
         self.fields["connection"].queryset = owner.attio_connections.live().order_by(
             "workspace_name"
         )

@@ -51,6 +51,7 @@ class ApiKeyQuerySet(models.QuerySet):
         name: str,
         read_only: bool = False,
         expires_at: datetime | None = None,
+        form_nonce: str | None = None,
     ) -> tuple["ApiKey", str]:
         """Create a key. Returns (row, plaintext); the plaintext is never stored."""
         public_id = random_base62(PUBLIC_ID_LENGTH)
@@ -65,6 +66,7 @@ class ApiKeyQuerySet(models.QuerySet):
             public_id=public_id,
             digest=key_digest(plaintext),
             last_four=plaintext[-4:],
+            form_nonce=form_nonce,
         )
         return key, plaintext
 
@@ -90,6 +92,12 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_reason = models.CharField(max_length=500, blank=True, editable=False)
+    # The creation form's one-time id: a reloaded or resubmitted form can't make a second
+    # key (the secret can't be shown again, so it never leaves the first response).
+    # NULL, not "", for keys made elsewhere: the column is unique.
+    form_nonce = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, unique=True, editable=False
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from connections.models import AuditEvent, Connection
@@ -15,6 +15,10 @@ class ApiKeyError(Exception):
     """A key can't be created as asked. The message is written for the user."""
 
 
+class AlreadyCreated(ApiKeyError):
+    """The same creation form was submitted twice (a reload): the key exists already."""
+
+
 def create_api_key(
     owner,
     *,
@@ -23,15 +27,34 @@ def create_api_key(
     read_only: bool = False,
     expires_at: datetime | None = None,
     ip: str | None = None,
+    form_nonce: str | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key for one of the owner's connections. Returns (row, plaintext)."""
     if connection.owner_id != owner.pk or connection.status == Connection.Status.REVOKED:
         raise ApiKeyError("Choose one of your connected Attio workspaces.")
     if expires_at is not None and expires_at <= timezone.now():
         raise ApiKeyError("The expiry date must be in the future.")
+    already = "That key was already created, and its secret was shown only once."
+    if form_nonce and ApiKey.objects.filter(form_nonce=form_nonce).exists():
+        raise AlreadyCreated(already)
+    try:
+        with transaction.atomic():
+            key, plaintext = _issue(owner, connection, name, read_only, expires_at, form_nonce, ip)
+    except IntegrityError:
+        # The same form, submitted twice at once: the other request made the key.
+        raise AlreadyCreated(already) from None
+    return key, plaintext
+
+
+def _issue(owner, connection, name, read_only, expires_at, form_nonce, ip):
     with transaction.atomic():
         key, plaintext = ApiKey.objects.issue(
-            owner, connection=connection, name=name, read_only=read_only, expires_at=expires_at
+            owner,
+            connection=connection,
+            name=name,
+            read_only=read_only,
+            expires_at=expires_at,
+            form_nonce=form_nonce,
         )
         record_event(
             AuditEvent.Kind.KEY_CREATED,

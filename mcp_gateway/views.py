@@ -84,7 +84,11 @@ def key_create(request):
                 read_only=form.read_only,
                 expires_at=form.expires_at,
                 ip=client_ip(request),
+                form_nonce=form.cleaned_data["nonce"],
             )
+        except services.AlreadyCreated as e:
+            messages.info(request, f"{e} If you didn't copy it, revoke it and create another.")
+            return redirect("dashboard")
         except services.ApiKeyError as e:
             form.add_error(None, str(e))
         else:

@@ -151,6 +151,7 @@ def test_create_key_shows_it_once_with_client_setup(client, alice, alice_connect
             "connection": alice_connection.pk,
             "access": "read_only",
             "expires": "30",
+            "nonce": "form-1",
         },
     )
     assert response.status_code == 200
@@ -241,3 +242,21 @@ def test_create_api_key_command_needs_a_connection_choice(alice, make_connection
         call_command("create_api_key", "--user", "alice")
     with pytest.raises(CommandError, match="No single user"):
         call_command("create_api_key", "--user", "nobody@example.com")
+
+
+def test_resubmitting_the_creation_form_creates_no_second_key(client, alice, alice_connection):
+    client.force_login(alice)
+    form = {
+        "name": "CLI",
+        "connection": alice_connection.pk,
+        "access": "read_write",
+        "expires": "never",
+        "nonce": "same-form",
+    }
+    first = client.post(reverse("mcp_gateway:key-create"), form)
+    assert first.status_code == 200
+    again = client.post(reverse("mcp_gateway:key-create"), form, follow=True)
+    assert ApiKey.objects.count() == 1
+    assert "already created" in again.text
+    plaintext = re.search(r'<code class="secret" id="key">([^<]+)</code>', first.text).group(1)
+    assert plaintext not in again.text

@@ -1,0 +1,55 @@
+"""A race the browser walk-through ran into, reproduced without a browser.
+
+Beat's sweep claims a due connection (``sweep_claimed_at``) and queues a task for it.
+When an admin revokes the connection before that task runs, the task finds it unusable
+and returns "skipped" without releasing the claim; reconnecting doesn't clear it
+either. The reconnected connection is then not checked or refreshed by any sweep until
+the claim expires (CONNECTION_SWEEP_CLAIM_TTL, ten minutes), so a token Attio stops
+accepting in that time goes unnoticed, and a refreshable token may lapse.
+"""
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from connections import services
+from connections.models import Connection
+
+
+def make_due(connection: Connection) -> None:
+    Connection.objects.filter(pk=connection.pk).update(
+        last_checked_at=timezone.now() - timedelta(hours=2)
+    )
+
+
+@pytest.mark.django_db
+def test_a_connection_revoked_while_claimed_is_swept_again_once_reconnected(
+    client, alice, staff, alice_connection, fake_attio
+):
+    make_due(alice_connection)
+    claimed = [item.connection_id for item in services.claim_due_connections()]
+    assert claimed == [alice_connection.pk]
+
+    # The admin revokes before the sweep's task runs; the task then has nothing to do.
+    services.revoke_connection(alice_connection, by=staff, reason="laptop stolen")
+    assert services.ensure_fresh(alice_connection.pk) == services.Outcome.SKIPPED
+
+    # Alice reconnects, as the dashboard banner asks.
+    client.force_login(alice)
+    start = client.post(reverse("connections:reconnect", args=[alice_connection.pk]))
+    location = urlsplit(fake_attio.approve(start["Location"], workspace="acme"))
+    assert client.get(f"{location.path}?{location.query}").status_code == 302
+    restored = Connection.objects.get(pk=alice_connection.pk)
+    assert restored.status == Connection.Status.ACTIVE
+
+    # A validation interval later the next sweep must check it again.
+    make_due(restored)
+    due = [item.connection_id for item in services.claim_due_connections()]
+    assert due == [restored.pk], (
+        "the reconnected connection still carries the sweep claim taken before the "
+        f"revocation (sweep_claimed_at={restored.sweep_claimed_at}), so no sweep checks "
+        "or refreshes it until the claim expires"
+    )
