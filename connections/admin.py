@@ -126,8 +126,24 @@ class ConnectionAdmin(admin.ModelAdmin):
         self.message_user(request, f"Checked {len(results)} connection(s); {working} working.")
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For append-only records: listed and filtered, never added, changed or deleted."""
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "kind",
@@ -146,18 +162,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     ]
     list_select_related = ["subject", "actor"]
     date_hierarchy = "created_at"
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(PendingRevocation)

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from connections.admin import revoke_with_reason
+from connections.admin import ReadOnlyAdmin, revoke_with_reason
 
 from . import services
 from .models import ApiKey, ToolCall
@@ -85,7 +85,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ToolCall)
-class ToolCallAdmin(admin.ModelAdmin):
+class ToolCallAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "tool",
@@ -99,15 +99,3 @@ class ToolCallAdmin(admin.ModelAdmin):
     search_fields = ["owner__email", "owner__username", "tool"]
     list_select_related = ["owner"]
     date_hierarchy = "created_at"
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
