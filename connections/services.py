@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -338,12 +339,59 @@ class _Transient(Exception):
         self.error = error
 
 
+class WorkspacePacer:
+    """Keeps this process's calls for each workspace within the sweep's share of Attio's
+    budget: each call takes the next free slot at send time, so a backlog can't burst."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.next_free: dict[tuple[str, bool], float] = defaultdict(float)
+
+    def wait(self, workspace_id: str, *, write: bool) -> None:
+        rate = settings.SWEEP_WRITES_PER_SECOND if write else settings.SWEEP_READS_PER_SECOND
+        with self.lock:
+            now = time.monotonic()
+            slot = max(now, self.next_free[(workspace_id, write)])
+            self.next_free[(workspace_id, write)] = slot + 1.0 / rate
+        if slot > now:
+            time.sleep(slot - now)
+
+
+pacer = WorkspacePacer()
+
+
 def _needs_refresh(connection: Connection, now, *, forced: bool) -> bool:
-    if not connection.has_refresh_token:
-        return False
-    if forced or connection.expires_at is None:
+    if forced and connection.has_refresh_token:
         return True
-    return connection.expires_at <= now + settings.CONNECTION_REFRESH_MARGIN
+    return will_refresh(connection.refresh_token_sealed, connection.expires_at, now)
+
+
+def will_refresh(refresh_token_sealed: str, expires_at, now) -> bool:
+    """A refresh token, and an expiry that is unknown or within the margin."""
+    if not refresh_token_sealed:
+        return False
+    return expires_at is None or expires_at <= now + settings.CONNECTION_REFRESH_MARGIN
+
+
+def sweep_one(
+    connection_id: int, *, workspace_id: str | None = None, refresh: bool | None = None
+) -> Outcome:
+    """ensure_fresh for the sweep, after waiting for the workspace's next free slot.
+
+    The wait happens before the row is locked, so nothing is held while pacing.
+    """
+    if workspace_id is None or refresh is None:
+        row = (
+            Connection.objects.filter(pk=connection_id)
+            .values_list("workspace_id", "refresh_token_sealed", "expires_at")
+            .first()
+        )
+        if row is None:
+            return Outcome.SKIPPED
+        workspace_id, sealed, expires_at = row
+        refresh = will_refresh(sealed, expires_at, timezone.now())
+    pacer.wait(workspace_id, write=refresh)
+    return ensure_fresh(connection_id)
 
 
 def _due_for_validation(connection: Connection, now) -> bool:
@@ -534,7 +582,6 @@ def claim_due_connections(*, now=None, limit: int | None = None) -> list[SweepIt
     leaves them alone; each claim is released when its connection has been handled.
     """
     now = now or timezone.now()
-    margin = settings.CONNECTION_REFRESH_MARGIN
     with transaction.atomic():
         rows = list(
             due_connections(now)
@@ -547,11 +594,7 @@ def claim_due_connections(*, now=None, limit: int | None = None) -> list[SweepIt
             Connection.objects.filter(pk__in=ids[start : start + 500]).update(sweep_claimed_at=now)
     return plan_sweep(
         [
-            (
-                pk,
-                workspace,
-                bool(sealed) and expires is not None and expires <= now + margin,
-            )
+            (pk, workspace, will_refresh(sealed, expires, now))
             for pk, workspace, sealed, expires in rows
         ]
     )

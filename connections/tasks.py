@@ -11,7 +11,7 @@ def refresh_connection(self, connection_id: int) -> str:
     from . import attio, services
 
     try:
-        return services.ensure_fresh(connection_id)
+        return services.sweep_one(connection_id)
     except attio.AttioError as e:
         # Only transient failures arrive here; permanent ones are already recorded.
         if self.request.retries >= settings.CONNECTION_REFRESH_MAX_RETRIES:

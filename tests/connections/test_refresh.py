@@ -507,3 +507,43 @@ def test_two_concurrent_sweeps_enqueue_each_connection_once(alice, fake_attio, m
     results = run_together(2, lambda _: [i.connection_id for i in services.claim_due_connections()])
     claimed = sorted(pk for r in results for pk in r)
     assert claimed == sorted(c.pk for c in conns)
+
+
+def test_pacer_keeps_each_workspace_within_its_share(settings):
+    import time
+
+    settings.SWEEP_READS_PER_SECOND = 200
+    settings.SWEEP_WRITES_PER_SECOND = 50
+    pacer = services.WorkspacePacer()
+    sent = {"acme": [], "globex": []}
+
+    def send(workspace, write):
+        pacer.wait(workspace, write=write)
+        sent[workspace].append((time.monotonic(), write))
+
+    started = time.monotonic()
+    threads = [
+        threading.Thread(target=send, args=(ws, i % 5 == 0))
+        for i in range(100)
+        for ws in ("acme", "globex")
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for calls in sent.values():
+        reads = sorted(t for t, write in calls if not write)
+        writes = sorted(t for t, write in calls if write)
+        # 80 reads at 200/s take at least 0.395 s; 20 writes at 50/s at least 0.38 s.
+        assert reads[-1] - reads[0] >= 79 / 200 - 0.01
+        assert writes[-1] - writes[0] >= 19 / 50 - 0.01
+    # The two workspaces don't wait for each other.
+    assert time.monotonic() - started < 1.5
+
+
+def test_sweep_one_paces_before_locking(alice, fake_attio, make_connection, monkeypatch):
+    conn = make_connection(alice, "acme", last_checked_at=None)
+    waits = []
+    monkeypatch.setattr(services.pacer, "wait", lambda ws, write: waits.append((ws, write)))
+    assert services.sweep_one(conn.pk) == Outcome.VALIDATED
+    assert waits == [(conn.workspace_id, False)]

@@ -11,19 +11,30 @@ from django.db import connection
 from connections import attio, services, tasks
 
 
-def process(item: services.SweepItem, started: float) -> str:
-    # Wait for this connection's slot, so each workspace stays within its budget.
-    wait = started + item.offset - time.monotonic()
-    if wait > 0:
-        time.sleep(wait)
+def process(item: services.SweepItem) -> str:
     try:
-        return services.ensure_fresh(item.connection_id)
+        return services.sweep_one(
+            item.connection_id, workspace_id=item.workspace_id, refresh=item.refresh
+        )
     except attio.AttioError:
         services.release_sweep_claim(item.connection_id)
         return "failed (transient, kept)"
-    finally:
-        if threading.current_thread() is not threading.main_thread():
-            connection.close()
+
+
+def close_thread_connections(pool: ThreadPoolExecutor, threads: int) -> None:
+    """Close each worker thread's database connection once, at the end.
+
+    Every thread must run one of these jobs: each waits at the barrier until all have
+    started, so no thread can take two.
+    """
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        barrier.wait(timeout=30)
+        connection.close()
+
+    for future in [pool.submit(close) for _ in range(threads)]:
+        future.result()
 
 
 class Command(BaseCommand):
@@ -45,18 +56,19 @@ class Command(BaseCommand):
         total = len(items)
         self.stdout.write(f"{total} connection(s) due, {len(revocations)} revocation(s) to retry.")
         outcomes: Counter[str] = Counter()
-        if concurrency <= 1:
-            results = (process(item, started) for item in items)
+        pool = ThreadPoolExecutor(max_workers=concurrency) if concurrency > 1 else None
+        if pool is None:
+            results = (process(item) for item in items)
         else:
-            pool = ThreadPoolExecutor(max_workers=concurrency)
-            futures = [pool.submit(process, item, started) for item in items]
+            futures = [pool.submit(process, item) for item in items]
             results = (future.result() for future in as_completed(futures))
         for done, result in enumerate(results, start=1):
             outcomes[str(result)] += 1
             if not quiet and (done % 100 == 0 or done == total):
                 elapsed = time.monotonic() - started
                 self.stdout.write(f"  {done}/{total} done ({elapsed:.1f} s)")
-        if concurrency > 1:
+        if pool is not None:
+            close_thread_connections(pool, concurrency)
             pool.shutdown()
         for pending_id in revocations:
             outcomes["revocation retried"] += 1
