@@ -285,8 +285,11 @@ CONNECTION_DEFAULT_TOKEN_LIFETIME = timedelta(
 )
 # How often beat looks for due connections.
 CONNECTION_SWEEP_INTERVAL = env.int("CONNECTION_SWEEP_INTERVAL_SECONDS", default=60)
-# A sweep's claim on a connection lapses after this, in case its task was lost.
-CONNECTION_SWEEP_CLAIM_TTL = timedelta(minutes=10)
+# A sweep's claim on a connection lapses after this, in case its task was lost (a killed
+# worker); keep it well inside the refresh margin. A duplicate task does no harm.
+CONNECTION_SWEEP_CLAIM_TTL = timedelta(
+    seconds=env.int("CONNECTION_SWEEP_CLAIM_TTL_SECONDS", default=300)
+)
 # Retries of a transient failure (timeouts, 5xx, 429) before waiting for the next sweep.
 CONNECTION_REFRESH_MAX_RETRIES = env.int("CONNECTION_REFRESH_MAX_RETRIES", default=5)
 # The sweep's share of Attio's per-workspace budget (100 reads/s, 25 writes/s), leaving

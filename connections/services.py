@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -515,7 +516,7 @@ def _needs_reconnect(connection: Connection, *, code: str, message: str, by) -> 
     if _save_if_version(connection, started_version):
         record_event(AuditEvent.Kind.NEEDS_RECONNECT, connection=connection, actor=by, code=code)
         logger.warning("Attio connection %s needs reconnecting (%s)", connection.pk, code)
-        tasks.notify_needs_reconnect.delay_on_commit(connection.pk)
+        transaction.on_commit(partial(queue_notification, connection.pk), robust=True)
     return Outcome.NEEDS_RECONNECT
 
 
@@ -589,9 +590,7 @@ def claim_due_connections(*, now=None, limit: int | None = None) -> list[SweepIt
             .order_by("pk")
             .values_list("pk", "workspace_id", "refresh_token_sealed", "expires_at")[:limit]
         )
-        ids = [row[0] for row in rows]
-        for start in range(0, len(ids), 500):
-            Connection.objects.filter(pk__in=ids[start : start + 500]).update(sweep_claimed_at=now)
+        set_sweep_claims([row[0] for row in rows], now)
     return plan_sweep(
         [
             (pk, workspace, will_refresh(sealed, expires, now))
@@ -633,6 +632,35 @@ def claim_due_revocations(now=None) -> list[int]:
             next_attempt_at=now + settings.CONNECTION_SWEEP_CLAIM_TTL
         )
     return ids
+
+
+def queue_notification(connection_id: int) -> None:
+    """Enqueue the owner's email; if the broker is down, the sweep enqueues it later."""
+    try:
+        tasks.notify_needs_reconnect.delay(connection_id)
+    except Exception:  # noqa: BLE001 - any broker failure; the sweep catches up
+        logger.warning(
+            "Could not queue the reconnect notice for connection %s; the sweep will retry",
+            connection_id,
+            exc_info=True,
+        )
+
+
+def unnotified_connections() -> list[int]:
+    """Connections that need reconnecting whose owner hasn't been told yet."""
+    return list(
+        Connection.objects.filter(
+            status=Connection.Status.NEEDS_RECONNECT, notified_at__isnull=True
+        ).values_list("pk", flat=True)[:500]
+    )
+
+
+def set_sweep_claims(connection_ids: list[int], at) -> None:
+    """Claim (a time) or release (None) connections, in batches the database accepts."""
+    for start in range(0, len(connection_ids), 500):
+        Connection.objects.filter(pk__in=connection_ids[start : start + 500]).update(
+            sweep_claimed_at=at
+        )
 
 
 def notify_needs_reconnect(connection_id: int) -> bool:

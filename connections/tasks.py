@@ -33,10 +33,20 @@ def sweep_connections() -> int:
     from . import services
 
     items = services.claim_due_connections()
-    for item in items:
-        refresh_connection.apply_async((item.connection_id,), countdown=item.offset)
+    for sent, item in enumerate(items):
+        try:
+            refresh_connection.apply_async((item.connection_id,), countdown=item.offset)
+        except Exception:
+            # The broker went away mid-sweep: unclaim what wasn't sent, so the next
+            # sweep picks it up instead of waiting for the claims to lapse.
+            services.set_sweep_claims([i.connection_id for i in items[sent:]], None)
+            raise
     for pending_id in services.claim_due_revocations():
         revoke_upstream.delay(pending_id)
+    # Owners not yet told that a connection needs reconnecting (the broker may have been
+    # down when it happened); notify_needs_reconnect sends at most one email each.
+    for connection_id in services.unnotified_connections():
+        notify_needs_reconnect.delay(connection_id)
     return len(items)
 
 

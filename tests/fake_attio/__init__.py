@@ -11,9 +11,11 @@ endpoints and ``seed.py`` for the data. From a shell::
 """
 
 from .core import (
+    CHAOS_KINDS,
     DEFAULT_SCOPES,
     AuthCode,
     Call,
+    ChaosEvent,
     FakeAttio,
     RequestContext,
     SpecViolation,
@@ -25,9 +27,11 @@ from .core import (
 from .model import Store, seed_id
 
 __all__ = [
+    "CHAOS_KINDS",
     "DEFAULT_SCOPES",
     "AuthCode",
     "Call",
+    "ChaosEvent",
     "FakeAttio",
     "RequestContext",
     "SpecViolation",

@@ -5,6 +5,8 @@ From the repository root::
     python -m tests.fake_attio --port 8765 [--host 127.0.0.1]
         [--token-shape static|refreshing] [--client-id X --client-secret Y]
         [--latency 0.05] [--enforce-rate-limits]
+        [--chaos 0.2 [--chaos-kinds timeout,reset,500,429] [--chaos-seed N]]
+        [--quiet] [--nodelay]
 
 It prints the base URL, the URLs to point ATTIO_* settings at, and the client
 credentials, then serves until interrupted.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .core import FakeAttio
+from .core import CHAOS_KINDS, FakeAttio
 from .server import base_url_of, bind_socket, make_server
 
 
@@ -47,6 +49,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="answer 429 past 100 reads or 25 writes per second per workspace",
     )
     parser.add_argument(
+        "--chaos",
+        type=float,
+        default=0.0,
+        help="random-fault mode: fail this share of /v2 requests (e.g. 0.2)",
+    )
+    parser.add_argument(
+        "--chaos-kinds",
+        default=",".join(CHAOS_KINDS),
+        help="comma list of fault kinds for --chaos (timeout,reset,500,429)",
+    )
+    parser.add_argument("--chaos-seed", type=int, help="seed for --chaos, for repeatable runs")
+    parser.add_argument(
+        "--server-hang-seconds",
+        type=float,
+        default=30.0,
+        help="how long an injected timeout keeps a request hanging",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no access log (for load tests)")
+    parser.add_argument(
+        "--nodelay",
+        action="store_true",
+        help="turn Nagle's algorithm off (else answers can wait ~40 ms for a delayed ACK)",
+    )
+    parser.add_argument(
         "--no-strict-spec",
         action="store_true",
         help="do not check /v2 requests against Attio's OpenAPI document",
@@ -65,10 +91,14 @@ def main(argv: list[str] | None = None) -> None:
         strict_spec=not args.no_strict_spec,
         latency=args.latency,
         enforce_rate_limits=args.enforce_rate_limits,
+        server_hang_seconds=args.server_hang_seconds,
     )
     if args.api_key:
         fake.add_api_key(token=args.api_key)
-    sock = bind_socket(args.host, args.port)
+    if args.chaos:
+        kinds = [k.strip() for k in args.chaos_kinds.split(",") if k.strip()]
+        fake.chaos(args.chaos, kinds, fake.endpoints("api"), seed=args.chaos_seed)
+    sock = bind_socket(args.host, args.port, nodelay=args.nodelay)
     base_url = base_url_of(sock)
     lines = [
         f"Fake Attio (test double) listening on {base_url}",
@@ -84,8 +114,10 @@ def main(argv: list[str] | None = None) -> None:
     lines += [f"  workspace: {ws.name} slug={ws.slug} id={ws.id}" for ws in fake.workspaces]
     if args.api_key:
         lines.append(f"  API key registered for {fake.workspaces[0].slug}")
+    if args.chaos:
+        lines.append(f"  random faults on {args.chaos:.0%} of /v2 requests: {args.chaos_kinds}")
     print("\n".join(lines), flush=True)
-    server = make_server(fake, verbose=True)
+    server = make_server(fake, verbose=not args.quiet)
     server.run(sockets=[sock])
 
 

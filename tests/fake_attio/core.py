@@ -20,11 +20,13 @@ import hashlib
 import hmac
 import json
 import math
+import random
 import re
 import secrets
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -43,6 +45,8 @@ from .server import FakeAttioASGI
 
 TokenShape = Literal["static", "refreshing"]
 RouteKind = Literal["html", "oauth", "api"]
+ChaosKind = Literal["timeout", "reset", "500", "429"]
+CHAOS_KINDS: tuple[ChaosKind, ...] = ("timeout", "reset", "500", "429")
 
 DEFAULT_SCOPES = (
     "record_permission:read-write object_configuration:read list_entry:read-write "
@@ -142,6 +146,38 @@ class SpecViolation:
     message: str
 
 
+@dataclass
+class ChaosEvent:
+    """One fault the random-fault mode (``FakeAttio.chaos``) injected.
+
+    ``applied`` says whether the request was carried out before the fault hit
+    (a timeout or reset "after apply"): then ``applied_status`` is the status the
+    fake's handler produced, which the client never saw. A 500 or 429 is never
+    applied. For a write, ``applied and applied_status < 400`` means the change
+    happened although the caller got no answer.
+    """
+
+    kind: ChaosKind
+    endpoint: str
+    method: str
+    path: str
+    json: Any
+    form: dict[str, str] | None
+    applied: bool
+    applied_status: int | None = None
+    time: float = 0.0
+
+
+@dataclass
+class _Chaos:
+    rate: float
+    kinds: tuple[ChaosKind, ...]
+    endpoints: frozenset[str] | None  # None: every endpoint
+    rng: random.Random
+    after_apply: float
+    retry_after: float
+
+
 @dataclass(frozen=True)
 class Route:
     """One row of the routing table: method + full-path regex -> handler."""
@@ -167,6 +203,8 @@ class RequestContext:
     json_error: str | None
     fault: _Fault | None = None
     delay: float = 0.0
+    # The random-fault mode's record of the fault in ``fault``, if it chose it.
+    chaos: ChaosEvent | None = None
     # Set when rate-limit enforcement refuses the request: the wall-clock time
     # at which the workspace's window has room again.
     throttled_until: float | None = None
@@ -179,6 +217,8 @@ class _Fault:
     body: Any = None
     headers: dict[str, str] | None = None
     exception: type[Exception] | Exception | None = None
+    # Carry the request out first, then fail it (the random-fault mode's "after apply").
+    apply_first: bool = False
 
 
 @dataclass
@@ -274,6 +314,10 @@ class FakeAttio:
     (``peak_rate``); with ``enforce_rate_limits`` the fake also answers 429 past
     ``rate_limits`` (Attio's 100 reads and 25 writes per second by default) in
     any sliding one-second window.
+
+    ``chaos(rate, kinds, endpoints, seed=...)`` turns on a random-fault mode:
+    timeouts, resets, 500s and 429s at random, each kept in ``chaos_events``
+    (with whether the request was applied before its answer was lost).
     """
 
     def __init__(
@@ -359,6 +403,11 @@ class FakeAttio:
         with self._lock:
             self._routes.insert(0, route)
 
+    def endpoints(self, kind: RouteKind | None = None) -> list[str]:
+        """The endpoint names the fake answers (of one route kind, if given)."""
+        with self._lock:
+            return sorted({r.endpoint for r in self._routes if kind is None or r.kind == kind})
+
     def _match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         with self._lock:
             routes = list(self._routes)
@@ -383,10 +432,13 @@ class FakeAttio:
                 ws.id: build_store(ws.id, ws.slug, ws.member_id) for ws in self.workspaces
             }
             self._rates = RateTracker()
+            self._chaos: _Chaos | None = None
+            self._chaos_events: list[ChaosEvent] = []
 
     def reset(self) -> None:
-        """Forget tokens, codes, calls, injected faults and delays, the clock and
-        the request counts, and put every workspace's data back to the seed."""
+        """Forget tokens, codes, calls, injected faults and delays (and the random-fault
+        mode), the clock and the request counts, and put every workspace's data back to
+        the seed."""
         self._reset_state()
 
     def now(self) -> float:
@@ -534,6 +586,69 @@ class FakeAttio:
             else:
                 self._delays[endpoint] = _Delay(seconds, times)
 
+    def chaos(
+        self,
+        rate: float = 0.2,
+        kinds: Iterable[ChaosKind] = CHAOS_KINDS,
+        endpoints: str | Iterable[str] = "*",
+        *,
+        seed: int | None = None,
+        after_apply: float = 0.5,
+        retry_after: float = 1.0,
+    ) -> None:
+        """Random-fault mode: fail a share ``rate`` of the matching requests at random.
+
+        Each faulted request gets one of ``kinds``, chosen evenly:
+
+        - ``"timeout"``: like ``fail_next(exception=httpx.ReadTimeout)``; in server
+          mode the request hangs until the client gives up (at most
+          ``server_hang_seconds``);
+        - ``"reset"``: like ``fail_next(exception=httpx.RemoteProtocolError)``; in
+          server mode the connection drops after the response headers;
+        - ``"500"``: an Attio-shaped 500, the request not carried out;
+        - ``"429"``: Attio's rate-limit answer with ``Retry-After`` (an HTTP date
+          ``retry_after`` seconds ahead), the request not carried out.
+
+        A timeout or reset comes "after apply" with probability ``after_apply``: the
+        request is carried out (a write is applied) and then its answer is lost, as
+        happens when a connection breaks after the server did the work. Every fault
+        is kept in ``chaos_events``. ``endpoints`` is ``"*"`` or endpoint names (see
+        the class docstring). Faults queued with ``fail_next`` take precedence.
+        ``rate=0`` (or ``chaos_off()``) ends the mode; ``seed`` makes it repeatable.
+        """
+        kinds = tuple(kinds)
+        unknown = [k for k in kinds if k not in CHAOS_KINDS]
+        if unknown or not kinds:
+            raise ValueError(f"chaos kinds must be some of {CHAOS_KINDS}: {kinds}")
+        if not 0 <= rate <= 1 or not 0 <= after_apply <= 1:
+            raise ValueError("rate and after_apply are probabilities (0 to 1)")
+        if isinstance(endpoints, str):
+            chosen = None if endpoints == "*" else frozenset([endpoints])
+        else:
+            chosen = frozenset(endpoints)
+        with self._lock:
+            self._chaos = (
+                _Chaos(rate, kinds, chosen, random.Random(seed), after_apply, retry_after)
+                if rate > 0
+                else None
+            )
+
+    def chaos_off(self) -> None:
+        """End the random-fault mode (its events are kept)."""
+        with self._lock:
+            self._chaos = None
+
+    @property
+    def chaos_events(self) -> list[ChaosEvent]:
+        """Copies of every fault the random-fault mode injected, oldest first."""
+        with self._lock:
+            return [replace(e) for e in self._chaos_events]
+
+    def chaos_counts(self) -> Counter[str]:
+        """How many faults of each kind the random-fault mode injected."""
+        with self._lock:
+            return Counter(e.kind for e in self._chaos_events)
+
     def deactivate(self, token: str) -> None:
         """Make one token answer ``active: false`` (and refuse to refresh)."""
         with self._lock:
@@ -653,14 +768,17 @@ class FakeAttio:
         """The ASGI app (same object as ``asgi_app``), for uvicorn."""
         return self.asgi_app
 
-    def serve(self, host: str = "127.0.0.1", port: int = 0) -> AbstractContextManager[str]:
+    def serve(
+        self, host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = False
+    ) -> AbstractContextManager[str]:
         """Context manager running the fake on a loopback port in a thread.
 
         ``with fake.serve() as base_url:`` yields e.g. ``http://127.0.0.1:54321``.
+        ``nodelay=True`` turns Nagle's algorithm off (see ``server.bind_socket``).
         """
         from .server import serve
 
-        return serve(self, host=host, port=port)
+        return serve(self, host=host, port=port, nodelay=nodelay)
 
     # --- request processing ---------------------------------------------------
 
@@ -690,6 +808,8 @@ class FakeAttio:
         ctx = RequestContext(request, endpoint, route, params, query, form, body, json_error)
         with self._lock:
             ctx.fault = self._take_fault(endpoint)
+            if ctx.fault is None and self._chaos is not None:
+                ctx.fault = self._roll_chaos(ctx)
             ctx.delay = self._take_delay(endpoint) + self.latency
             self._count_request(ctx)
         return ctx
@@ -721,6 +841,8 @@ class FakeAttio:
         fault = ctx.fault
         if fault is not None and fault.exception is not None:
             exc = fault.exception
+            if fault.apply_first:
+                self.apply_before_fault(ctx)
             self.record(ctx, None, error=getattr(exc, "__name__", type(exc).__name__))
             if isinstance(exc, BaseException):
                 raise exc
@@ -738,6 +860,45 @@ class FakeAttio:
             response = self._dispatch(ctx)
         self.record(ctx, response.status_code)
         return response
+
+    def apply_before_fault(self, ctx: RequestContext) -> None:
+        """Carry out a request whose answer an injected fault will then lose."""
+        response = self._dispatch(ctx)
+        if ctx.chaos is not None:
+            with self._lock:
+                ctx.chaos.applied_status = response.status_code
+
+    def _roll_chaos(self, ctx: RequestContext) -> _Fault | None:
+        """The random-fault mode's fault for this request, if it draws one. Lock held."""
+        chaos = self._chaos
+        assert chaos is not None
+        if chaos.endpoints is not None and ctx.endpoint not in chaos.endpoints:
+            return None
+        if chaos.rng.random() >= chaos.rate:
+            return None
+        kind = chaos.rng.choice(chaos.kinds)
+        after = kind in ("timeout", "reset") and chaos.rng.random() < chaos.after_apply
+        if kind == "timeout":
+            fault = _Fault(1, exception=httpx.ReadTimeout, apply_first=after)
+        elif kind == "reset":
+            fault = _Fault(1, exception=httpx.RemoteProtocolError, apply_first=after)
+        elif kind == "429":
+            retry_after = formatdate(self.now() + chaos.retry_after, usegmt=True)
+            fault = _Fault(1, 429, headers={"Retry-After": retry_after})
+        else:
+            fault = _Fault(1, 500)
+        ctx.chaos = ChaosEvent(
+            kind=kind,
+            endpoint=ctx.endpoint,
+            method=ctx.request.method,
+            path=ctx.request.url.path,
+            json=ctx.json,
+            form=ctx.form,
+            applied=after,
+            time=self.now(),
+        )
+        self._chaos_events.append(ctx.chaos)
+        return fault
 
     def record(self, ctx: RequestContext, status: int | None, error: str | None = None) -> None:
         request = ctx.request

@@ -51,6 +51,9 @@ class FakeAttioASGI:
         if fault is not None and fault.exception is not None:
             exc = fault.exception
             name = getattr(exc, "__name__", type(exc).__name__)
+            if fault.apply_first:
+                # The random-fault mode's "after apply": do the work, then lose the answer.
+                self.fake.apply_before_fault(ctx)
             self.fake.record(ctx, None, error=name)
             is_timeout = isinstance(exc, httpx.TimeoutException) or (
                 isinstance(exc, type) and issubclass(exc, httpx.TimeoutException)
@@ -117,10 +120,16 @@ class FakeAttioASGI:
         )
 
 
-def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening-ready socket; port 0 picks a free port."""
+def bind_socket(host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = False) -> socket.socket:
+    """A listening-ready socket; port 0 picks a free port.
+
+    With ``nodelay`` the socket is made with ``IPPROTO_TCP``, so asyncio turns Nagle's
+    algorithm off on accepted connections; otherwise (proto 0) it stays on and an answer
+    can wait ~40 ms for the client's delayed ACK, which matters to latency measurements.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    proto = socket.IPPROTO_TCP if nodelay else 0
+    sock = socket.socket(family, socket.SOCK_STREAM, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -154,9 +163,11 @@ def make_server(fake: FakeAttio, *, verbose: bool = False) -> Any:
 
 
 @contextmanager
-def serve(fake: FakeAttio, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def serve(
+    fake: FakeAttio, host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = False
+) -> Iterator[str]:
     """Run ``fake`` on ``host:port`` in a background thread; yield its base URL."""
-    sock = bind_socket(host, port)
+    sock = bind_socket(host, port, nodelay=nodelay)
     server = make_server(fake)
     fake.stopping.clear()
     thread = threading.Thread(
