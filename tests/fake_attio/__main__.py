@@ -69,8 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no access log (for load tests)")
     parser.add_argument(
         "--nodelay",
-        action="store_true",
-        help="turn Nagle's algorithm off (else answers can wait ~40 ms for a delayed ACK)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Nagle's algorithm off (the default; with it on, answers can wait ~40 ms "
+        "for a delayed ACK)",
     )
     parser.add_argument(
         "--no-strict-spec",

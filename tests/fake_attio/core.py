@@ -769,7 +769,7 @@ class FakeAttio:
         return self.asgi_app
 
     def serve(
-        self, host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = False
+        self, host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = True
     ) -> AbstractContextManager[str]:
         """Context manager running the fake on a loopback port in a thread.
 

@@ -120,7 +120,7 @@ class FakeAttioASGI:
         )
 
 
-def bind_socket(host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = False) -> socket.socket:
+def bind_socket(host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = True) -> socket.socket:
     """A listening-ready socket; port 0 picks a free port.
 
     With ``nodelay`` the socket is made with ``IPPROTO_TCP``, so asyncio turns Nagle's
@@ -164,7 +164,7 @@ def make_server(fake: FakeAttio, *, verbose: bool = False) -> Any:
 
 @contextmanager
 def serve(
-    fake: FakeAttio, host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = False
+    fake: FakeAttio, host: str = "127.0.0.1", port: int = 0, *, nodelay: bool = True
 ) -> Iterator[str]:
     """Run ``fake`` on ``host:port`` in a background thread; yield its base URL."""
     sock = bind_socket(host, port, nodelay=nodelay)
