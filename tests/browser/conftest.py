@@ -103,6 +103,42 @@ class Service:
     email_dir: Path
     passwords: dict[str, str]
     queue: str
+    env: dict[str, str]
+
+    def database_dump(self) -> str:
+        """Every row of the service's database, as `manage.py dumpdata` prints it."""
+        return subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), "dumpdata"],
+            env=self.env,
+            check=True,
+            cwd=REPO,
+            timeout=120,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def broker_contents(self) -> str:
+        """Whatever the broker still holds: queued and unacknowledged task messages."""
+        broker = os.environ.get("CELERY_BROKER_URL", "")
+        if broker.startswith("redis"):
+            import redis
+
+            client = redis.Redis.from_url(broker)
+            parts = []
+            for key in client.scan_iter():
+                kind = client.type(key)
+                if kind == b"list":
+                    parts += client.lrange(key, 0, -1)
+                elif kind == b"hash":
+                    parts += client.hvals(key)
+                elif kind == b"string":
+                    parts.append(client.get(key) or b"")
+                elif kind == b"zset":
+                    parts += client.zrange(key, 0, -1)
+            client.close()
+            return b"\n".join(parts).decode(errors="replace")
+        folder = REPO / "var" / "celery-broker"
+        return "\n".join(p.read_text(errors="replace") for p in folder.glob("*.msg"))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -266,6 +302,7 @@ def service(tmp_path_factory) -> Iterator[Service]:
                     email_dir=email_dir,
                     passwords=passwords,
                     queue=queue,
+                    env=env,
                 )
             finally:
                 # Stop the service while the fake still answers, then keep its log.

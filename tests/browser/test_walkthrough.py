@@ -15,6 +15,8 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.leaks import leaks as find_leaks
+
 from .conftest import Pages, Service, mcp
 
 KEY_PATTERN = re.compile(r"attp_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}")
@@ -407,7 +409,7 @@ def mail_log(service: Service) -> str:
     return "\n".join(picked[:40]) or service.log_tail()
 
 
-def test_step6_no_secrets_in_service_logs_pages_or_emails(journey, service, pages):
+def test_step6_no_secrets_in_logs_pages_emails_database_or_broker(journey, service, pages):
     journey.require("keys")
     fake_secrets = service.fake.all_secrets()
     assert len(fake_secrets) >= 3  # the client secret, a token and a code at least
@@ -425,6 +427,11 @@ def test_step6_no_secrets_in_service_logs_pages_or_emails(journey, service, page
             leaks.append(f"page {snapshot.name}: {len(shown)} portal key(s)")
     assert not leaks, leaks
     assert pages.seen, "no page was recorded"
+
+    # Nor in any database row or message on the broker, in any encoding.
+    secrets_and_keys = [*fake_secrets, *keys]
+    assert find_leaks(service.database_dump(), secrets_and_keys) == []
+    assert find_leaks(service.broker_contents(), secrets_and_keys) == []
 
     # And everything the portal sent the fake Attio matched Attio's published API.
     assert service.fake.spec_violations == []

@@ -5,7 +5,7 @@ import base64
 import io
 import logging
 from unittest import mock
-from urllib.parse import parse_qs, quote, quote_plus, urlsplit
+from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import pytest
 from django.conf import settings
@@ -18,6 +18,7 @@ from django.utils import timezone
 from connections import attio, services, tasks
 from connections.crypto import generate_key_entry, parse_key
 from connections.models import AuditEvent, Connection, PendingRevocation
+from tests.leaks import leaks
 
 
 def callback_path(location: str) -> str:
@@ -31,32 +32,6 @@ def connect(client, fake, workspace):
     response = client.get(callback_path(location))
     assert response.status_code == 302, response.content
     return location
-
-
-def base64_fragments(data: bytes, encode) -> set[str]:
-    """What `data` looks like inside any base64 text, at each of the 3 alignments."""
-    fragments = set()
-    for offset in range(3):
-        encoded = encode(b"\0" * offset + data).decode()
-        first = -(-8 * offset // 6)  # first character made only of data bits
-        last = (8 * (offset + len(data)) - 6) // 6
-        fragments.add(encoded[first : last + 1])
-    return fragments
-
-
-def encodings(secret: str) -> set[str]:
-    raw = secret.encode()
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), raw.hex()}
-    forms.add(raw.hex().upper())
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        whole = encode(raw).decode()
-        forms |= {whole, whole.rstrip("=")}
-        forms |= base64_fragments(raw, encode)
-    return {f for f in forms if len(f) >= 8}
-
-
-def leaks(text: str, secrets: list[str]) -> list[str]:
-    return [secret for secret in secrets if any(form in text for form in encodings(secret))]
 
 
 def test_encodings_helper_finds_a_secret_inside_base64_at_any_offset():
