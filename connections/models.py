@@ -252,6 +252,7 @@ class AuditEvent(models.Model):
         KEYS_REENCRYPTED = "keys_reencrypted", "Tokens re-encrypted"
         KEY_CREATED = "key_created", "API key created"
         KEY_REVOKED = "key_revoked", "API key revoked"
+        KEY_ROLLED = "key_rolled", "API key rolled"
 
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)

@@ -1,6 +1,6 @@
 """Verbs on portal API keys, shared by views, the admin and management commands."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -102,3 +102,32 @@ def revoke_connection_keys(
         "owner", "connection"
     )
     return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)
+
+
+def roll_api_key(
+    key: ApiKey, *, by, overlap: timedelta = timedelta(hours=24), ip: str | None = None
+) -> tuple[ApiKey, str]:
+    """Replace a key: the successor works at once, the old one until the overlap ends."""
+    if not key.is_active():
+        raise ApiKeyError("Only an active key can be rolled.")
+    successor, plaintext = create_api_key(
+        key.owner,
+        connection=key.connection,
+        name=key.name,
+        read_only=key.read_only,
+        expires_at=key.expires_at,
+        ip=ip,
+    )
+    ends = timezone.now() + overlap
+    ApiKey.objects.filter(pk=key.pk).exclude(expires_at__lt=ends).update(expires_at=ends)
+    record_event(
+        AuditEvent.Kind.KEY_ROLLED,
+        subject=key.owner,
+        connection=key.connection,
+        actor=by,
+        ip=ip,
+        api_key=key.public_id,
+        successor=successor.public_id,
+        old_key_expires_at=ends.isoformat(),
+    )
+    return successor, plaintext

@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
 from connections.services import client_ip
 
@@ -92,20 +93,39 @@ def key_create(request):
         except services.ApiKeyError as e:
             form.add_error(None, str(e))
         else:
-            # Shown once, in this response only: it is never stored or shown again.
-            response = render(
-                request,
-                "mcp_gateway/key_created.html",
-                {
-                    "key": key,
-                    "plaintext": plaintext,
-                    "snippets": setup_snippets(plaintext),
-                    "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
-                },
-            )
-            response["Referrer-Policy"] = "no-referrer"
-            return response
+            return show_new_key(request, key, plaintext)
     return render(request, "mcp_gateway/key_form.html", {"form": form})
+
+
+def show_new_key(request, key: ApiKey, plaintext: str, *, rolled: ApiKey | None = None):
+    # Shown once, in this response only: it is never stored or shown again.
+    response = render(
+        request,
+        "mcp_gateway/key_created.html",
+        {
+            "key": key,
+            "plaintext": plaintext,
+            "rolled": rolled,
+            "snippets": setup_snippets(plaintext),
+            "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
+        },
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@never_cache
+@login_required
+@require_POST
+def key_roll(request, pk: int):
+    key = get_object_or_404(ApiKey.objects.select_related("connection"), pk=pk, owner=request.user)
+    try:
+        successor, plaintext = services.roll_api_key(key, by=request.user, ip=client_ip(request))
+    except services.ApiKeyError as e:
+        messages.error(request, str(e))
+        return redirect("dashboard")
+    key.refresh_from_db()
+    return show_new_key(request, successor, plaintext, rolled=key)
 
 
 @login_required

@@ -260,3 +260,39 @@ def test_resubmitting_the_creation_form_creates_no_second_key(client, alice, ali
     assert "already created" in again.text
     plaintext = re.search(r'<code class="secret" id="key">([^<]+)</code>', first.text).group(1)
     assert plaintext not in again.text
+
+
+def test_rolling_a_key_overlaps_then_retires_the_old_one(
+    client, alice, alice_key, raw, time_machine
+):
+    time_machine.move_to(timezone.now(), tick=False)
+    old, old_plaintext = alice_key
+    client.force_login(alice)
+    response = client.post(reverse("mcp_gateway:key-roll", args=[old.pk]))
+    new_plaintext = re.search(r'<code class="secret" id="key">([^<]+)</code>', response.text)[1]
+    assert new_plaintext != old_plaintext
+    assert "keeps working until" in response.text
+
+    def status(plaintext):
+        headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+        return raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code
+
+    # The successor works at once; the predecessor until the overlap ends.
+    assert status(new_plaintext) == 200
+    assert status(old_plaintext) == 200
+    time_machine.shift(timedelta(hours=24, seconds=1))
+    assert status(old_plaintext) == 401
+    assert status(new_plaintext) == 200
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_ROLLED)
+    assert event.detail["api_key"] == old.public_id
+    new = ApiKey.objects.exclude(pk=old.pk).get()
+    assert (new.name, new.read_only, new.connection) == (old.name, old.read_only, old.connection)
+
+
+def test_a_revoked_key_cannot_be_rolled(client, alice, alice_key):
+    key, _ = alice_key
+    services.revoke_api_key(key, by=alice)
+    client.force_login(alice)
+    response = client.post(reverse("mcp_gateway:key-roll", args=[key.pk]), follow=True)
+    assert "Only an active key can be rolled" in response.text
+    assert ApiKey.objects.count() == 1
