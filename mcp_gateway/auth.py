@@ -119,8 +119,11 @@ def check_key(presented: str) -> ApiKey | None:
     return key
 
 
+_check_key_in_orm_thread = sync_to_async(check_key)
+
+
 async def authenticate(presented: str) -> ApiKey | None:
     """The active key (with its owner and connection loaded) or None."""
     if public_id_of(presented) is None:
         return None  # malformed: no thread hop, no query
-    return await sync_to_async(check_key)(presented)
+    return await _check_key_in_orm_thread(presented)

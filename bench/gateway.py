@@ -1,0 +1,832 @@
+"""Benchmark the MCP gateway against the SDK's own floor, side by side in one run.
+
+    .venv/bin/python bench/gateway.py [--duration 10] [--warmup 3] [--rounds 3]
+        [--concurrency 1,16] [--latency 0] [--extra-keys 100000] [--verify-calls 4000]
+        [--json results.json] [--profile DIR]
+
+What it does (see bench/README.md, "Gateway"):
+
+1. serves the fake Attio in a subprocess on loopback (bench/gateway_fake.py: the
+   tests.fake_attio fake, no strict spec, Nagle off, `--latency` seconds per answer);
+2. creates a PostgreSQL database of its own (portal_bench_gw, dropped at the end), migrates,
+   and seeds one user, one active Attio connection whose token the fake accepts, one API key,
+   and `--extra-keys` more keys (bulk-created) so the key lookup runs against a full table;
+3. times key verification directly (`auth.authenticate()` and the SDK verifier) over many
+   calls, with those keys present;
+4. runs two uvicorn servers with the same flags (one worker, `--lifespan on`):
+   (a) the real `attio_portal.asgi:application`, (b) the floor, `bench/gateway_floor.py`;
+5. drives both with wrk (a Lua script POSTs the `tools/call` of `get_record` that the SDK's
+   own client sends) at each concurrency: a warm-up each, then measured runs alternating
+   floor/gateway/floor/gateway...; every answer is checked to hold the record;
+6. prints p50, p99 and calls/s (medians over the rounds), the gateway/floor ratios, CPU per
+   call of each server and of the fake, and each worker's RSS (from /proc) after the load.
+
+Needs wrk (`apt-get install -y wrk`) and the local PostgreSQL (`--admin-url`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
+BIN = Path(sys.executable).parent
+SERVERS = ("floor", "gateway")
+# The JSON-RPC POST the SDK's Client (mcp 2.3.0, protocol 2026-07-28) sends for one
+# call_tool: a self-contained request, no initialize, no session.
+PROTOCOL = "2026-07-28"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--duration", type=float, default=10, help="seconds per measured run")
+    p.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per server")
+    p.add_argument("--rounds", type=int, default=3, help="floor/gateway pairs per concurrency")
+    p.add_argument("--concurrency", default="1,16", help="comma list of open connections")
+    p.add_argument("--latency", type=float, default=0.0, help="fake Attio latency, seconds")
+    p.add_argument("--extra-keys", type=int, default=100_000, help="keys besides the bench key")
+    p.add_argument("--verify-calls", type=int, default=4000, help="timed key verifications")
+    p.add_argument("--database", default="portal_bench_gw")
+    p.add_argument("--admin-url", default=ADMIN_URL, help="a database the role can connect to")
+    p.add_argument("--json", help="also write the results to this file")
+    p.add_argument(
+        "--profile",
+        help="after the measured runs, record the gateway with py-spy during one run at the "
+        "highest concurrency and write collapsed stacks to this directory",
+    )
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also run attio_portal.asgi:application from another copy of the project (e.g. "
+        "the code before a change) as one more server in the rotation, same database",
+    )
+    p.add_argument(
+        "--floor-limits",
+        action="append",
+        default=[],
+        metavar="MAX:KEEPALIVE",
+        help="also run the floor with these httpx pool limits (default 100:50, the gateway's) "
+        "as one more server in the rotation, e.g. 8:8",
+    )
+    p.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
+    return p.parse_args(argv)
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    """Stop a process this script started, and its process group (which it leads)."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak RSS) of a process, in KiB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            out[name] = int(value.split()[0])
+    return out
+
+
+def load_average() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+def machine() -> dict[str, str]:
+    cpu = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return {
+        "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "cpu": cpu,
+        "free_h": subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.rstrip(),
+        "python": sys.version.split()[0],
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
+    }
+
+
+class Fake:
+    def __init__(self, token: str, latency: float):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.gateway_fake", "--token", token]
+            + ["--latency", str(latency)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        self.url = self.proc.stdout.readline().split()[1]
+        self.record_id = self.proc.stdout.readline().split()[1]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/v2/self", timeout=2)
+            except urllib.error.HTTPError:
+                break  # 401 without a token: it answers
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the fake Attio did not start") from None
+                time.sleep(0.1)
+            else:
+                break
+
+
+@dataclass
+class Server:
+    name: str
+    app: str
+    port: int
+    headers: dict[str, str]
+    cwd: Path = REPO
+    env: dict[str, str] = field(default_factory=dict)  # on top of the common environment
+    proc: subprocess.Popen | None = None
+    log: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def start(self, env: dict[str, str], logdir: Path) -> None:
+        self.log = logdir / f"{self.name}.log"
+        pythonpath = env.get("PYTHONPATH", "")
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(
+                [str(BIN / "uvicorn"), self.app, "--host", "127.0.0.1", "--port", str(self.port)]
+                + ["--workers", "1", "--lifespan", "on", "--no-access-log"]
+                + ["--log-level", "warning"],
+                cwd=self.cwd,
+                env={
+                    **env,
+                    **self.env,
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(self.cwd), pythonpath])),
+                },
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+
+# --- the database and Django ------------------------------------------------------------------
+
+
+def database_url(args, name: str) -> str:
+    return args.admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgres://", "postgresql://", 1)
+
+
+def recreate_database(args) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{args.database}"')
+
+
+def drop_database(args) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+
+
+def configure(args, fake: Fake, gateway_port: int) -> dict[str, str]:
+    """The gateway's environment (also this process's); then django.setup() and migrate."""
+    from connections.crypto import generate_key_entry
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
+        "DATABASE_URL": database_url(args, args.database),
+        # Production-like: DEBUG off (no per-connection query log), real secrets.
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "FIELD_ENCRYPTION_KEYS": generate_key_entry("bench"),
+        "API_KEY_HMAC_SECRET": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PORTAL_BASE_URL": f"http://127.0.0.1:{gateway_port}",
+        "LOG_LEVEL": "WARNING",
+        "ATTIO_CLIENT_ID": "fake-client-id",
+        "ATTIO_CLIENT_SECRET": "fake-client-secret",
+        "ATTIO_TOKEN_URL": f"{fake.url}/oauth/token",
+        "ATTIO_API_BASE_URL": fake.url,
+        # The per-key limit still runs on every call; set high so it never trips here.
+        "MCP_RATE_LIMIT_PER_MINUTE": "100000000",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return env
+
+
+def make_plaintext() -> tuple[str, str]:
+    """(public_id, plaintext) in ApiKey.objects.issue()'s format, faster for bulk use."""
+    from mcp_gateway.models import PREFIX, PUBLIC_ID_LENGTH, SECRET_LENGTH, base62, checksum
+
+    public_id = base62(secrets.randbelow(62**PUBLIC_ID_LENGTH), PUBLIC_ID_LENGTH)
+    body = f"{PREFIX}{public_id}_{base62(secrets.randbelow(62**SECRET_LENGTH), SECRET_LENGTH)}"
+    return public_id, body + checksum(body)
+
+
+@dataclass
+class Seeded:
+    key: str
+    sample_keys: list[str]
+    total_keys: int
+    seconds: float
+    plan: str = ""
+
+
+def seed(args, fake: Fake, token: str) -> Seeded:
+    from django.contrib.auth import get_user_model
+    from django.db import connection as db
+
+    from connections.models import Connection
+    from mcp_gateway.models import ApiKey, key_digest
+
+    started = time.monotonic()
+    user = get_user_model().objects.create_user("bench", "bench@bench.test", "!")
+    connection = Connection(
+        owner=user,
+        method=Connection.Method.API_KEY,
+        status=Connection.Status.ACTIVE,
+        workspace_id="74b999b1-888a-5728-91c0-79e4867a2758",  # the fake's "acme"
+        workspace_name="Acme",
+        workspace_slug="acme",
+        scopes="record_permission:read-write",
+    )
+    connection.save()  # the sealed token's AAD names the row, so it needs its pk first
+    connection.set_credentials(access_token=token, refresh_token=None, expires_at=None)
+    connection.save()
+    _, plaintext = ApiKey.objects.issue(user, connection=connection, name="bench")
+
+    sample: list[str] = []
+    batch: list[ApiKey] = []
+    for i in range(args.extra_keys):
+        public_id, extra = make_plaintext()
+        if i % max(1, args.extra_keys // 2000) == 0:
+            sample.append(extra)
+        batch.append(
+            ApiKey(
+                owner=user,
+                connection=connection,
+                name=f"extra {i}",
+                public_id=public_id,
+                digest=key_digest(extra),
+                last_four=extra[-4:],
+            )
+        )
+        if len(batch) == 5000:
+            ApiKey.objects.bulk_create(batch)
+            batch = []
+    ApiKey.objects.bulk_create(batch)
+    with db.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        # The plan of the query the key check runs (mcp_gateway.auth.KeyQuery).
+        from mcp_gateway.auth import KeyQuery
+
+        cursor.execute("EXPLAIN " + KeyQuery(db).sql, [plaintext.split("_")[1]])
+        plan = "; ".join(row[0].strip() for row in cursor.fetchall())
+    return Seeded(
+        key=plaintext,
+        sample_keys=sample,
+        total_keys=ApiKey.objects.count(),
+        seconds=time.monotonic() - started,
+        plan=plan,
+    )
+
+
+# --- key verification, timed directly -------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def authenticate_of(tree: Path):
+    """Another copy's mcp_gateway.auth.authenticate (e.g. the code before a change),
+    loaded beside this one so both are timed against the same table in one run."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "mcp_gateway._auth_of_" + tree.name, tree / "mcp_gateway" / "auth.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "mcp_gateway"  # its relative imports resolve to this project
+    spec.loader.exec_module(module)
+    return module.authenticate
+
+
+def time_key_verification(seeded: Seeded, calls: int, others: dict[str, Path]) -> dict:
+    """authenticate() and the SDK verifier over `calls` calls each, from this process.
+
+    Half the calls present the bench key, half one of ~2000 other keys in turn, so the
+    figure is not just one hot index page. Each call is one ORM hop, as in the server.
+    """
+    from mcp_gateway import auth
+    from mcp_gateway.server import ApiKeyVerifier
+
+    keys = [
+        k
+        for pair in zip([seeded.key] * len(seeded.sample_keys), seeded.sample_keys, strict=True)
+        for k in pair
+    ]
+    keys = (keys * (calls // len(keys) + 1))[:calls]
+
+    async def run(verify) -> list[float]:
+        # Warm the connection and the caches, and use every key once: the verifier writes
+        # last_used_at on a key's first use in a minute, and that is not the steady state.
+        for k in dict.fromkeys(keys):
+            assert await verify(k) is not None
+        timings = []
+        for k in keys:
+            started = time.perf_counter()
+            result = await verify(k)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert result is not None
+        return timings
+
+    out = {}
+    verifiers = [
+        ("authenticate", auth.authenticate),
+        ("verify_token", ApiKeyVerifier().verify_token),
+    ]
+    verifiers += [(f"authenticate ({name})", authenticate_of(t)) for name, t in others.items()]
+    for name, verify in verifiers:
+        ms = asyncio.run(run(verify))
+        out[name] = {
+            "calls": len(ms),
+            "p50_ms": round(percentile(ms, 50), 3),
+            "p99_ms": round(percentile(ms, 99), 3),
+            "max_ms": round(max(ms), 3),
+        }
+    return out
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+LUA = """
+wrk.method = "POST"
+wrk.body = [[%(body)s]]
+%(headers)s
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) bad = 0 end
+function response(status, headers, body)
+  if status ~= 200 or not string.find(body, [[%(expect)s]], 1, true)
+     or string.find(body, '"isError":true', 1, true) then
+    bad = bad + 1
+  end
+end
+function done(summary, latency, requests)
+  local b = 0
+  for _, t in ipairs(threads) do b = b + t:get("bad") end
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p90_us": %%d, ' ..
+    '"p99_us": %%d, "max_us": %%d, "bad": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, b,
+    e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+def request_body(record_id: str) -> str:
+    meta = {
+        "io.modelcontextprotocol/protocolVersion": PROTOCOL,
+        "io.modelcontextprotocol/clientInfo": {"name": "mcp", "version": "0.1.0"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    }
+    return json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {
+                "name": "get_record",
+                "arguments": {"object": "people", "record_id": record_id},
+                "_meta": meta,
+            },
+        },
+        separators=(",", ":"),
+    )
+
+
+def base_headers() -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": PROTOCOL,
+        "Mcp-Method": "tools/call",
+        "Mcp-Name": "get_record",
+    }
+
+
+def write_lua(server: Server, record_id: str, directory: Path) -> Path:
+    headers = "\n".join(
+        f'wrk.headers["{k}"] = "{v}"' for k, v in {**base_headers(), **server.headers}.items()
+    )
+    script = directory / f"{server.name}.lua"
+    script.write_text(
+        LUA % {"body": request_body(record_id), "headers": headers, "expect": record_id}
+    )
+    return script
+
+
+def call_once(server: Server, record_id: str) -> dict:
+    request = urllib.request.Request(
+        server.url,
+        data=request_body(record_id).encode(),
+        method="POST",
+        headers={**base_headers(), **server.headers},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def wait_ready(server: Server, record_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            body = call_once(server, record_id)
+            break
+        except OSError:
+            if time.monotonic() > deadline or server.proc.poll() is not None:
+                raise RuntimeError(f"{server.name} did not start; see {server.log}") from None
+            time.sleep(0.2)
+    result = body.get("result") or {}
+    got = (result.get("structuredContent") or {}).get("record_id")
+    if result.get("isError") or got != record_id:
+        raise RuntimeError(f"{server.name} answered {json.dumps(body)[:500]}")
+
+
+@dataclass
+class Run:
+    server: str
+    concurrency: int
+    round: int
+    requests: int
+    seconds: float
+    calls_per_second: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    bad: int
+    socket_errors: int
+    server_cpu_ms_per_call: float
+    fake_cpu_ms_per_call: float
+    load_average: float
+
+
+def wrk(server: Server, script: Path, concurrency: int, seconds: float) -> dict:
+    threads = 1 if concurrency < 4 else 2
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+        ]
+        + ["-s", str(script), server.url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    return json.loads(line[len("RESULT ") :])
+
+
+def measure(
+    server: Server, script: Path, fake: Fake, concurrency: int, seconds: float, round_: int
+) -> Run:
+    load = load_average()
+    cpu0, fake0 = cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
+    r = wrk(server, script, concurrency, seconds)
+    cpu1, fake1 = cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
+    n = max(1, r["requests"])
+    secs = r["duration_us"] / 1e6
+    return Run(
+        server=server.name,
+        concurrency=concurrency,
+        round=round_,
+        requests=r["requests"],
+        seconds=round(secs, 2),
+        calls_per_second=round(r["requests"] / secs, 1),
+        p50_ms=r["p50_us"] / 1000,
+        p90_ms=r["p90_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        max_ms=r["max_us"] / 1000,
+        bad=r["bad"],
+        socket_errors=r["socket_errors"],
+        server_cpu_ms_per_call=round((cpu1 - cpu0) * 1000 / n, 3),
+        fake_cpu_ms_per_call=round((fake1 - fake0) * 1000 / n, 3),
+        load_average=load,
+    )
+
+
+def summarise(runs: list[Run], concurrencies: list[int], names: list[str]) -> list[dict]:
+    """Medians over the rounds; each gateway's ratios to the floor of the same run."""
+    rows = []
+    for c in concurrencies:
+        row: dict = {"concurrency": c, "ratio": {}, "target_met": {}}
+        for name in names:
+            mine = [r for r in runs if r.server == name and r.concurrency == c]
+            row[name] = {
+                "p50_ms": round(statistics.median(r.p50_ms for r in mine), 2),
+                "p99_ms": round(statistics.median(r.p99_ms for r in mine), 2),
+                "calls_per_second": round(statistics.median(r.calls_per_second for r in mine), 1),
+                "cpu_ms_per_call": round(
+                    statistics.median(r.server_cpu_ms_per_call for r in mine), 2
+                ),
+                "fake_cpu_ms_per_call": round(
+                    statistics.median(r.fake_cpu_ms_per_call for r in mine), 2
+                ),
+            }
+        f = row["floor"]
+        for name in names[1:]:
+            g = row[name]
+            ratio = {
+                "p50": round(g["p50_ms"] / f["p50_ms"], 2),
+                "p99": round(g["p99_ms"] / f["p99_ms"], 2),
+                "calls_per_second": round(g["calls_per_second"] / f["calls_per_second"], 2),
+            }
+            row["ratio"][name] = ratio
+            row["target_met"][name] = ratio["p50"] <= 1.2 and ratio["calls_per_second"] >= 0.8
+        rows.append(row)
+    return rows
+
+
+def profile(server: Server, script: Path, concurrency: int, seconds: float, out: Path) -> None:
+    pyspy = shutil.which("py-spy") or str(BIN / "py-spy")
+    if not Path(pyspy).exists():
+        print("  (py-spy not installed in the venv: no profile)")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{server.name}-c{concurrency}.txt"
+    spy = subprocess.Popen(
+        [pyspy, "record", "--pid", str(server.proc.pid), "--format", "raw", "--gil"]
+        + ["--rate", "250", "--duration", str(int(seconds)), "--output", str(target)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    calls = wrk(server, script, concurrency, seconds)["requests"]
+    spy.wait(timeout=60)
+    print(
+        f"  py-spy collapsed stacks of {server.name} at c={concurrency} ({calls} calls): {target}"
+    )
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def print_table(rows: list[dict], names: list[str]) -> None:
+    print()
+    print(
+        "| concurrency | server | p50 ms | p99 ms | calls/s "
+        "| server CPU ms/call | fake CPU ms/call |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        for name in names:
+            s = row[name]
+            print(
+                f"| {row['concurrency']} | {name} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
+                f"{s['calls_per_second']:.0f} | {s['cpu_ms_per_call']:.2f} | "
+                f"{s['fake_cpu_ms_per_call']:.2f} |"
+            )
+        for name in names[1:]:
+            r = row["ratio"][name]
+            verdict = "met" if row["target_met"][name] else "MISSED"
+            print(
+                f"| {row['concurrency']} | {name}/floor | {r['p50']:.2f}x | {r['p99']:.2f}x | "
+                f"{r['calls_per_second']:.2f}x | target (p50 <= 1.2x, calls/s >= 0.8x): "
+                f"{verdict} | |"
+            )
+
+
+def print_runs(runs: list[Run]) -> None:
+    print()
+    print(
+        "| c | round | server | calls | calls/s | p50 ms | p90 ms | p99 ms | CPU ms/call | load |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in runs:
+        print(
+            f"| {r.concurrency} | {r.round} | {r.server} | {r.requests} | "
+            f"{r.calls_per_second:.0f} | {r.p50_ms:.2f} | {r.p90_ms:.2f} | {r.p99_ms:.2f} | "
+            f"{r.server_cpu_ms_per_call:.2f} | {r.load_average:.1f} |"
+        )
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    machine: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+    key_verification: dict = field(default_factory=dict)
+    runs: list = field(default_factory=list)
+    summary: list = field(default_factory=list)
+    memory_kib: dict = field(default_factory=dict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not shutil.which("wrk"):
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    results = Results(machine=machine(), settings=vars(args).copy())
+    print(
+        f"machine: {results.machine['nproc']} CPUs ({results.machine['cpu']}), load "
+        f"{load_average():.1f}"
+    )
+
+    token = "bench_" + secrets.token_urlsafe(24)
+    fake = None
+    servers: list[Server] = []
+    workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    created_db = False
+    try:
+        fake = Fake(token, args.latency)
+        print(f"fake Attio at {fake.url} (latency {args.latency} s), record {fake.record_id}")
+        gateway_port, floor_port = free_port(), free_port()
+        recreate_database(args)
+        created_db = True
+        env = configure(args, fake, gateway_port)
+        seeded = seed(args, fake, token)
+        print(
+            f"seeded {seeded.total_keys} API keys in {seeded.seconds:.1f} s; key lookup plan: "
+            f"{seeded.plan}"
+        )
+        others = {n: Path(d) for n, _, d in (a.partition("=") for a in args.also)}
+        results.key_verification = time_key_verification(seeded, args.verify_calls, others)
+        results.key_verification["keys_in_table"] = seeded.total_keys
+        for name, k in results.key_verification.items():
+            if isinstance(k, dict):
+                print(
+                    f"key verification, {name} with {seeded.total_keys} keys: "
+                    f"p50 {k['p50_ms']:.3f} ms, p99 {k['p99_ms']:.3f} ms, "
+                    f"max {k['max_ms']:.3f} ms over {k['calls']} calls"
+                )
+        from django.db import connections
+
+        connections.close_all()
+
+        server_env = {**os.environ, **env}
+        floor_env = {
+            **server_env,
+            "FLOOR_ATTIO_URL": fake.url,
+            "FLOOR_ATTIO_TOKEN": token,
+        }
+        floor = Server("floor", "bench.gateway_floor:app", floor_port, {})
+        gateway = Server(
+            "gateway",
+            "attio_portal.asgi:application",
+            gateway_port,
+            {"Authorization": f"Bearer {seeded.key}"},
+        )
+        servers = [floor, gateway]
+        for also in args.also:
+            name, _, directory = also.partition("=")
+            servers.append(
+                Server(name, gateway.app, free_port(), gateway.headers, cwd=Path(directory))
+            )
+        # Extra servers share PORTAL_BASE_URL (the gateway's port): the token's resource
+        # is checked against that setting, and Host 127.0.0.1:* is allowed for all.
+        for limits in args.floor_limits:
+            most, _, keepalive = limits.partition(":")
+            servers.append(
+                Server(
+                    f"floor-{most}:{keepalive}",
+                    floor.app,
+                    free_port(),
+                    {},
+                    env={"FLOOR_MAX_CONNECTIONS": most, "FLOOR_MAX_KEEPALIVE": keepalive},
+                )
+            )
+        for s in servers:
+            s.start(floor_env if s.app == floor.app else server_env, workdir)
+        for s in servers:
+            wait_ready(s, fake.record_id)
+            results.memory_kib[f"{s.name}_started"] = memory_kib(s.proc.pid)
+        print("servers up: " + ", ".join(f"{s.name} pid {s.proc.pid} :{s.port}" for s in servers))
+        scripts = {s.name: write_lua(s, fake.record_id, workdir) for s in servers}
+
+        runs: list[Run] = []
+        for c in concurrencies:
+            for s in servers:
+                wrk(s, scripts[s.name], c, args.warmup)
+            for i in range(args.rounds):
+                for s in servers:  # A/B/A/B: floor, gateway, floor, gateway...
+                    run = measure(s, scripts[s.name], fake, c, args.duration, i + 1)
+                    runs.append(run)
+                    print(
+                        f"  c={c} round {i + 1} {s.name:8s} {run.calls_per_second:7.1f} calls/s"
+                        f"  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:7.2f} ms"
+                        f"  CPU {run.server_cpu_ms_per_call:.2f} ms/call  load {run.load_average}"
+                    )
+                    if run.bad or run.socket_errors:
+                        raise RuntimeError(
+                            f"{s.name}: {run.bad} bad answers, {run.socket_errors} socket errors"
+                        )
+        for s in servers:
+            results.memory_kib[f"{s.name}_after_load"] = memory_kib(s.proc.pid)
+        results.runs = [asdict(r) for r in runs]
+        names = [s.name for s in servers]
+        results.summary = summarise(runs, concurrencies, names)
+        print_runs(runs)
+        print_table(results.summary, names)
+        print()
+        for s in servers:
+            m0, m1 = (
+                results.memory_kib[f"{s.name}_started"],
+                results.memory_kib[f"{s.name}_after_load"],
+            )
+            print(
+                f"RSS {s.name} worker: {m0['VmRSS'] / 1024:.1f} MiB after start-up, "
+                f"{m1['VmRSS'] / 1024:.1f} MiB after the load (peak {m1['VmHWM'] / 1024:.1f} MiB)"
+            )
+        if args.profile:
+            for s in servers:
+                profile(s, scripts[s.name], max(concurrencies), args.duration, Path(args.profile))
+        if args.json:
+            Path(args.json).write_text(json.dumps(asdict(results), indent=2))
+            print(f"results written to {args.json}")
+        return 0
+    finally:
+        for s in servers:
+            stop(s.proc)
+        if fake is not None:
+            stop(fake.proc)
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        if created_db and not args.keep_database:
+            drop_database(args)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
