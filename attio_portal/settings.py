@@ -238,6 +238,9 @@ MCP_ALLOWED_ORIGINS = env.list(
 )
 # Tool calls allowed per API key per minute (counted in each web worker process).
 MCP_RATE_LIMIT_PER_MINUTE = env.int("MCP_RATE_LIMIT_PER_MINUTE", default=300)
+# Failed authentications (401) allowed per client address, and per key id, per minute
+# before /mcp answers 429 (counted in each web worker process).
+MCP_AUTH_FAILURES_PER_MINUTE = env.int("MCP_AUTH_FAILURES_PER_MINUTE", default=30)
 # Largest MCP request body accepted, in bytes.
 MCP_MAX_REQUEST_BYTES = env.int("MCP_MAX_REQUEST_BYTES", default=1024 * 1024)
 

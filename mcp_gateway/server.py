@@ -84,21 +84,38 @@ class ApiKeyVerifier:
 
 
 class RateLimiter:
-    """Calls per key per minute, a sliding window kept in this worker process."""
+    """Events per key per minute, a sliding window kept in this worker process."""
+
+    # Past this many keys, windows with nothing in the last minute are dropped.
+    MAX_KEYS = 10_000
 
     def __init__(self) -> None:
-        self.calls: dict[int, deque[float]] = defaultdict(deque)
+        self.calls: dict[int | str, deque[float]] = defaultdict(deque)
 
-    def retry_after(self, key_id: int, limit: int) -> float | None:
-        """None if the call may go ahead, else the seconds until it may."""
-        now = time.monotonic()
-        window = self.calls[key_id]
+    def _window(self, key: int | str, now: float) -> deque[float]:
+        window = self.calls[key]
         while window and window[0] <= now - 60:
             window.popleft()
+        return window
+
+    def retry_after(self, key: int | str, limit: int) -> float | None:
+        """None if the call may go ahead (and counts it), else the seconds until it may."""
+        now = time.monotonic()
+        window = self._window(key, now)
         if len(window) >= limit:
             return 60 - (now - window[0])
-        window.append(now)
+        self.record(key)
         return None
+
+    def exceeded(self, key: int | str, limit: int) -> bool:
+        return len(self._window(key, time.monotonic())) >= limit
+
+    def record(self, key: int | str) -> None:
+        now = time.monotonic()
+        if len(self.calls) > self.MAX_KEYS:
+            for stale in [k for k, w in self.calls.items() if not w or w[-1] <= now - 60]:
+                del self.calls[stale]
+        self.calls[key].append(now)
 
 
 rate_limiter = RateLimiter()
@@ -292,21 +309,64 @@ METHOD_REFUSED = (
 )
 
 
-async def respond(send, status: int, body: bytes, *, allow: bytes | None = None) -> None:
+async def respond(
+    send, status: int, body: bytes, *, allow: bytes | None = None, retry_after: bytes | None = None
+) -> None:
     headers = [(b"content-type", b"application/json")]
     if allow:
         headers.append((b"allow", allow))
+    if retry_after:
+        headers.append((b"retry-after", retry_after))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+TOO_MANY_FAILURES = (
+    b'{"error": "too_many_failures", "error_description": "Too many requests with a '
+    b'missing or wrong API key; wait a minute before trying again."}'
+)
+
+
+def failure_keys(scope) -> list[str]:
+    """What repeated authentication failures are counted by: the client address and,
+    for a well-formed key, its public id (so guessing one key's secret is slowed down
+    from any number of addresses)."""
+    keys = [f"ip:{(scope.get('client') or ('?',))[0]}"]
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            presented = value.decode("latin-1").removeprefix("Bearer ").strip()
+            public_id = auth.public_id_of(presented)
+            if public_id:
+                keys.append(f"key:{public_id}")
+    return keys
+
+
+def count_unauthorized(send, on_failure):
+    """Wrap `send` to call `on_failure` when the answer is a 401."""
+
+    async def watching_send(message):
+        if message["type"] == "http.response.start" and message["status"] == 401:
+            on_failure()
+        await send(message)
+
+    return watching_send
 
 
 def gateway_app(server: MCPServer):
     """The ASGI app for /mcp and its metadata, with the portal's own checks around it."""
     app = build_app(server)
+    # Failed authentications per client address and per key id, in this worker.
+    failures = RateLimiter()
 
     async def gateway(scope, receive, send):
         if scope["type"] == "http":
             on_endpoint = scope["path"].startswith("/mcp")
+            if on_endpoint:
+                keys = failure_keys(scope)
+                limit = settings.MCP_AUTH_FAILURES_PER_MINUTE
+                if any(failures.exceeded(key, limit) for key in keys):
+                    return await respond(send, 429, TOO_MANY_FAILURES, retry_after=b"60")
+                send = count_unauthorized(send, lambda: [failures.record(k) for k in keys])
             # Keys belong in the Authorization header: a key in a URL ends up in logs
             # and browser history, so a query string is refused outright.
             if on_endpoint and scope.get("query_string"):

@@ -1,0 +1,60 @@
+"""Repeated failed authentications are slowed down per client address and per key id."""
+
+import httpx2
+from asgiref.sync import async_to_sync
+
+from mcp_gateway.models import PREFIX, checksum, random_base62
+
+from .test_endpoint import INITIALIZE, JSON
+
+
+def statuses(gateway, attempts: list[tuple[str, str]]) -> list[int]:
+    """POST initialize once per (client address, key), all to one gateway instance."""
+    server, app = gateway
+
+    async def go():
+        results = []
+        async with server.session_manager.run():
+            for address, key in attempts:
+                transport = httpx2.ASGITransport(app=app, client=(address, 4321))
+                async with httpx2.AsyncClient(
+                    transport=transport, base_url="http://127.0.0.1:8000"
+                ) as http:
+                    response = await http.post(
+                        "/mcp",
+                        json=INITIALIZE,
+                        headers={**JSON, "Authorization": f"Bearer {key}"},
+                    )
+                    results.append(response.status_code)
+        return results
+
+    return async_to_sync(go)()
+
+
+def wrong_secret_for(public_id: str) -> str:
+    body = f"{PREFIX}{public_id}_{random_base62(43)}"
+    return body + checksum(body)
+
+
+def test_one_address_with_many_bad_keys_is_slowed_down(gateway, alice_key, settings):
+    settings.MCP_AUTH_FAILURES_PER_MINUTE = 5
+    _, plaintext = alice_key
+    results = statuses(
+        gateway,
+        [("10.0.0.1", "nonsense")] * 5 + [("10.0.0.1", plaintext), ("10.0.0.2", plaintext)],
+    )
+    assert results == [401] * 5 + [429, 200]
+
+
+def test_guessing_one_keys_secret_from_many_addresses_is_slowed_down(gateway, alice_key, settings):
+    settings.MCP_AUTH_FAILURES_PER_MINUTE = 3
+    key, plaintext = alice_key
+    guesses = [(f"10.0.1.{i}", wrong_secret_for(key.public_id)) for i in range(3)]
+    results = statuses(gateway, [*guesses, ("10.0.2.1", wrong_secret_for(key.public_id))])
+    assert results == [401, 401, 401, 429]
+
+
+def test_successes_are_not_counted(gateway, alice_key, settings):
+    settings.MCP_AUTH_FAILURES_PER_MINUTE = 2
+    _, plaintext = alice_key
+    assert statuses(gateway, [("10.0.3.1", plaintext)] * 5) == [200] * 5
