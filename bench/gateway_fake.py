@@ -7,11 +7,13 @@ serves (its two seeded workspaces; TOKEN is a workspace API key of the first, "a
 two differences that matter for a latency benchmark:
 
 - the listening socket is made with ``IPPROTO_TCP``, so asyncio turns Nagle's algorithm off
-  on accepted connections. ``tests.fake_attio`` binds with ``socket.socket()`` (proto 0),
-  Nagle stays on, and every answer waits ~40 ms for the client's delayed ACK: a GET through
-  ``python -m tests.fake_attio`` measured 47.9 ms p50 here, which would drown the few
-  milliseconds this benchmark compares (bench/fake_server.py documents the same effect);
-- no access log (the command line's verbose uvicorn logging costs CPU per request).
+  on accepted connections. Without that, every answer waits ~40 ms for the client's delayed
+  ACK: a GET through ``python -m tests.fake_attio`` (Nagle on unless ``--nodelay``)
+  measured 47.9 ms p50 here, which would drown the few milliseconds compared;
+- no access log (the command line logs every request unless ``--quiet``).
+
+(``python -m tests.fake_attio --quiet --nodelay`` has since become equivalent; this file
+also prints the seeded record's id for the load script.)
 
 It prints ``BASE_URL <url>`` and ``RECORD <id of the seeded person "Ada Lovelace">``.
 """
