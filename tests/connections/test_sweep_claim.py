@@ -1,11 +1,9 @@
-"""A race the browser walk-through ran into, reproduced without a browser.
+"""A connection revoked while the sweep has it claimed is swept again once reconnected.
 
-Beat's sweep claims a due connection (``sweep_claimed_at``) and queues a task for it.
-When an admin revokes the connection before that task runs, the task finds it unusable
-and returns "skipped" without releasing the claim; reconnecting doesn't clear it
-either. The reconnected connection is then not checked or refreshed by any sweep until
-the claim expires (CONNECTION_SWEEP_CLAIM_TTL, ten minutes), so a token Attio stops
-accepting in that time goes unnoticed, and a refreshable token may lapse.
+Beat's sweep claims a due connection (``sweep_claimed_at``) and queues a task for it. If
+an admin revokes the connection before that task runs, the task must release the claim
+(and reconnecting clears it too); otherwise no sweep would check or refresh the
+reconnected connection until the claim lapsed. The browser walk-through first met this.
 """
 
 from datetime import timedelta
