@@ -720,9 +720,9 @@ def revoke_connection(
         if by_owner:
             # The owner cut this workspace off: its keys go too, so connecting the
             # workspace again later doesn't quietly bring them back.
-            from mcp_gateway.services import revoke_connection_keys
+            from mcp_gateway.services import revoke_keys
 
-            revoke_connection_keys(locked, by=by, reason="connection disconnected", ip=ip)
+            revoke_keys(connection=locked, by=by, reason="connection disconnected", ip=ip)
         record_event(
             AuditEvent.Kind.DISCONNECTED if by_owner else AuditEvent.Kind.REVOKED_BY_ADMIN,
             connection=locked,
@@ -804,9 +804,9 @@ def deactivate_user(user, *, by, ip: str | None = None) -> int:
         record_event(AuditEvent.Kind.USER_DEACTIVATED, subject=user, actor=by, ip=ip)
         end_sessions(user)
     # The gateway builds on connections, so it is imported here rather than at the top.
-    from mcp_gateway.services import revoke_user_keys
+    from mcp_gateway.services import revoke_keys
 
-    revoke_user_keys(user, by=by, reason="user deactivated", ip=ip)
+    revoke_keys(owner=user, by=by, reason="user deactivated", ip=ip)
     revoked = sum(
         revoke_connection(c, by=by, reason="user deactivated", ip=ip)
         for c in Connection.objects.live().filter(owner=user)

@@ -88,17 +88,9 @@ def revoke_api_key(key: ApiKey, *, by, reason: str = "", ip: str | None = None) 
     return True
 
 
-def revoke_user_keys(user, *, by, reason: str, ip: str | None = None) -> int:
-    keys = ApiKey.objects.filter(owner=user, revoked_at__isnull=True).select_related(
-        "owner", "connection"
-    )
-    return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)
-
-
-def revoke_connection_keys(
-    connection: Connection, *, by, reason: str, ip: str | None = None
-) -> int:
-    keys = ApiKey.objects.filter(connection=connection, revoked_at__isnull=True).select_related(
+def revoke_keys(*, by, reason: str, ip: str | None = None, **which) -> int:
+    """Revoke the live keys matching `which` (owner=..., connection=...)."""
+    keys = ApiKey.objects.filter(revoked_at__isnull=True, **which).select_related(
         "owner", "connection"
     )
     return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)
