@@ -299,10 +299,12 @@ CONNECTION_REFRESH_MAX_RETRIES = env.int("CONNECTION_REFRESH_MAX_RETRIES", defau
 # the rest to users' own traffic through the gateway. Token refreshes count as writes.
 SWEEP_READS_PER_SECOND = env.float("SWEEP_READS_PER_SECOND", default=50)
 SWEEP_WRITES_PER_SECOND = env.float("SWEEP_WRITES_PER_SECOND", default=10)
+# Attio calls in flight at once in each sweep task (and in `manage.py sweep_connections`).
+CONNECTION_SWEEP_CONCURRENCY = env.int("CONNECTION_SWEEP_CONCURRENCY", default=16)
 
 CELERY_BEAT_SCHEDULE = {
-    # Refresh expiring tokens and validate the rest; due connections are fanned out as
-    # one task each. Every minute keeps well inside the 10-minute refresh margin.
+    # Refresh expiring tokens and validate the rest; due connections are fanned out in
+    # batches. Every minute keeps well inside the 10-minute refresh margin.
     "sweep-connections": {
         "task": "connections.tasks.sweep_connections",
         "schedule": CONNECTION_SWEEP_INTERVAL,

@@ -160,6 +160,21 @@ def ssl_context():
     return _ssl_context
 
 
+_oauth_pool = None
+
+
+def _oauth_transport():
+    """One connection pool for every token call, so a refresh reuses a kept-alive
+    connection; the clients built on it are never closed, since that would close the
+    pool under other threads' calls."""
+    global _oauth_pool
+    if oauth_transport is not None:
+        return oauth_transport
+    if _oauth_pool is None:
+        _oauth_pool = httpx2.HTTPTransport(verify=ssl_context())
+    return _oauth_pool
+
+
 def _oauth_client(redirect_uri: str | None = None) -> OAuth2Client:
     return OAuth2Client(
         verify=ssl_context(),
@@ -170,7 +185,7 @@ def _oauth_client(redirect_uri: str | None = None) -> OAuth2Client:
         redirect_uri=redirect_uri,
         code_challenge_method="S256",
         timeout=TIMEOUT.read,
-        transport=oauth_transport,
+        transport=_oauth_transport(),
         headers={"User-Agent": USER_AGENT},
         event_hooks={"response": [_check_token_response]},
     )
@@ -227,14 +242,12 @@ def authorization_url(*, state: str, code_verifier: str, redirect_uri: str) -> s
 
     https://docs.attio.com/docs/oauth/authorize
     """
-    client = _oauth_client(redirect_uri)
-    with client:
-        url, _ = client.create_authorization_url(
-            settings.ATTIO_AUTHORIZE_URL,
-            state=state,
-            code_verifier=code_verifier,
-            **settings.ATTIO_AUTHORIZE_EXTRA_PARAMS,
-        )
+    url, _ = _oauth_client(redirect_uri).create_authorization_url(
+        settings.ATTIO_AUTHORIZE_URL,
+        state=state,
+        code_verifier=code_verifier,
+        **settings.ATTIO_AUTHORIZE_EXTRA_PARAMS,
+    )
     return url
 
 
@@ -243,15 +256,15 @@ def exchange_code(*, code: str, code_verifier: str, redirect_uri: str) -> TokenS
 
     https://docs.attio.com/docs/oauth/token
     """
-    with _oauth_client(redirect_uri) as client:
-        token = _call_token_endpoint(
-            lambda: client.fetch_token(
-                settings.ATTIO_TOKEN_URL,
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=code_verifier,
-            )
+    client = _oauth_client(redirect_uri)
+    token = _call_token_endpoint(
+        lambda: client.fetch_token(
+            settings.ATTIO_TOKEN_URL,
+            grant_type="authorization_code",
+            code=code,
+            code_verifier=code_verifier,
         )
+    )
     return _token_set(token)
 
 
@@ -260,10 +273,10 @@ def refresh_access_token(refresh_token: str) -> TokenSet:
 
     https://docs.attio.com/docs/oauth/token
     """
-    with _oauth_client() as client:
-        token = _call_token_endpoint(
-            lambda: client.refresh_token(settings.ATTIO_TOKEN_URL, refresh_token=refresh_token)
-        )
+    client = _oauth_client()
+    token = _call_token_endpoint(
+        lambda: client.refresh_token(settings.ATTIO_TOKEN_URL, refresh_token=refresh_token)
+    )
     return _token_set(token)
 
 
@@ -272,13 +285,12 @@ def revoke_token(token: str) -> None:
 
     https://docs.attio.com/docs/oauth/revoke
     """
-    with _oauth_client() as client:
-        try:
-            response = client.revoke_token(settings.ATTIO_REVOKE_URL, token=token)
-        except Exception as e:
-            if type(e).__module__.startswith(("httpx", "httpcore")):
-                raise transport_error(e) from None
-            raise
+    try:
+        response = _oauth_client().revoke_token(settings.ATTIO_REVOKE_URL, token=token)
+    except Exception as e:
+        if type(e).__module__.startswith(("httpx", "httpcore")):
+            raise transport_error(e) from None
+        raise
     if response.status_code >= 400:
         raise error_from_response(response)
 

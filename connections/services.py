@@ -2,20 +2,23 @@
 
 import contextlib
 import logging
+import operator
+import queue
 import secrets
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
-from functools import partial
+from functools import partial, reduce
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.core.mail import send_mail
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db import connection as db_connection
 from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -50,9 +53,14 @@ def record_event(
     **detail,
 ) -> AuditEvent:
     """Append one event to the audit log: ids and outcomes, never secrets."""
+    if subject is not None:
+        subject_id = subject.pk
+    else:
+        # The owner's id, not the owner: no query for a row we only point at.
+        subject_id = connection.owner_id if connection is not None else None
     return AuditEvent.objects.create(
         kind=kind,
-        subject=subject if subject is not None else getattr(connection, "owner", None),
+        subject_id=subject_id,
         actor=actor,
         connection=connection,
         ip_address=ip,
@@ -420,7 +428,8 @@ def _refresh(connection: Connection, now, *, by) -> Outcome:
             connection, code=e.code or "refresh_refused", message=e.message, by=by
         )
     try:
-        with transaction.atomic():
+        # No savepoint: a failed write fails the whole locked block, which is rolled back.
+        with transaction.atomic(savepoint=False):
             _store_refreshed(connection, tokens, now, started_version)
     except DatabaseError:
         # Attio has rotated the refresh token but the answer could not be saved: the
@@ -485,20 +494,35 @@ def _save_if_version(connection: Connection, started_version: int) -> bool:
     return bool(written)
 
 
-def _validate(connection: Connection, now, *, by) -> Outcome:
+class _Refused(Exception):
+    """Attio refused a token for good (401, or `active: false`)."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        self.message = message
+
+
+def _identify_or_refuse(token: str) -> attio.Identity:
+    """`GET /v2/self` for a check: _Refused when the token is dead, transient AttioError
+    as it comes."""
     try:
-        identity = attio.get_self(connection.access_token())
+        identity = attio.get_self(token)
     except attio.AttioError as e:
         if not e.permanent:
-            raise _Transient(e) from None
-        return _needs_reconnect(connection, code=e.code or "unauthorized", message=e.message, by=by)
+            raise
+        raise _Refused(e.code or "unauthorized", e.message) from None
     if not identity.active:
-        return _needs_reconnect(
-            connection,
-            code="inactive",
-            message="Attio says the token is no longer active.",
-            by=by,
-        )
+        raise _Refused("inactive", "Attio says the token is no longer active.")
+    return identity
+
+
+def _validate(connection: Connection, now, *, by) -> Outcome:
+    try:
+        identity = _identify_or_refuse(connection.access_token())
+    except attio.AttioError as e:
+        raise _Transient(e) from None
+    except _Refused as e:
+        return _needs_reconnect(connection, code=e.code, message=e.message, by=by)
     started_version = connection.version
     connection.mark_active(checked_at=now)
     connection.sweep_claimed_at = None
@@ -550,6 +574,14 @@ def check_connection(connection: Connection, *, by=None) -> Connection:
 
 
 # --- The sweep ----------------------------------------------------------------------
+
+# Connections per Celery sweep task. A batch of refreshes of one workspace takes
+# SWEEP_BATCH_SIZE / SWEEP_WRITES_PER_SECOND seconds, well within the task time limit.
+SWEEP_BATCH_SIZE = 200
+# Claimed rows are read from the database this many at a time, just before their turn,
+# and passed checks are written this many at a time (or every SWEEP_FLUSH_SECONDS).
+SWEEP_CHUNK = 100
+SWEEP_FLUSH_SECONDS = 0.5
 
 
 @dataclass
@@ -616,6 +648,185 @@ def plan_sweep(rows: list[tuple[int, str, bool]]) -> list[SweepItem]:
 
 def release_sweep_claim(connection_id: int) -> None:
     Connection.objects.filter(pk=connection_id).update(sweep_claimed_at=None)
+
+
+def sweep_batches(items: list[SweepItem]) -> list[tuple[float, list[int]]]:
+    """The plan cut into consecutive batches of SWEEP_BATCH_SIZE: (start offset, ids)."""
+    return [
+        (batch[0].offset, [item.connection_id for item in batch])
+        for batch in (
+            items[start : start + SWEEP_BATCH_SIZE]
+            for start in range(0, len(items), SWEEP_BATCH_SIZE)
+        )
+    ]
+
+
+class Sweep:
+    """One pass over claimed connections, with `concurrency` Attio calls at a time.
+
+    Refreshes go through ensure_fresh, under the row lock: a refresh token works once.
+    Validations are only reads, so they run without a lock, and their results are
+    written together, each row only if its credentials and status are still what the
+    check saw. A transient failure is recorded on the connection and handed to
+    `on_transient(connection_id, error)`, which keeps or releases the claim;
+    `on_done(outcome)` is called after each connection, one call at a time.
+    """
+
+    def __init__(self, *, concurrency: int, on_transient, on_done=None) -> None:
+        self.concurrency = max(1, concurrency)
+        self.on_transient = on_transient
+        self.on_done = on_done
+        self.outcomes: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.passed: list[tuple[int, int, str, object]] = []
+        self.released: list[int] = []
+
+    def run(self, connection_ids: list[int]) -> Counter[str]:
+        if self.concurrency == 1:
+            # In the calling thread (and its database transaction, if any).
+            for chunk in _chunks(connection_ids, SWEEP_CHUNK):
+                rows = Connection.objects.in_bulk(chunk)
+                for pk in chunk:
+                    self.handle(pk, rows.get(pk))
+                self.flush()
+            return self.outcomes
+        # A bounded queue: a row waits at most about SWEEP_CHUNK / concurrency calls
+        # between being read and being checked.
+        work: queue.Queue = queue.Queue(maxsize=SWEEP_CHUNK)
+        threads = [
+            threading.Thread(target=self._work, args=(work,), name=f"sweep-{n}", daemon=True)
+            for n in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for chunk in _chunks(connection_ids, SWEEP_CHUNK):
+                rows = Connection.objects.in_bulk(chunk)
+                for pk in chunk:
+                    self._put(work, (pk, rows.get(pk)))
+        finally:
+            for _ in threads:
+                self._put(work, None)
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(SWEEP_FLUSH_SECONDS)
+                    self.flush()
+            self.flush()
+        return self.outcomes
+
+    def _put(self, work: queue.Queue, job) -> None:
+        while True:
+            try:
+                work.put(job, timeout=SWEEP_FLUSH_SECONDS)
+                return
+            except queue.Full:
+                self.flush()
+
+    def _work(self, work: queue.Queue) -> None:
+        try:
+            while (job := work.get()) is not None:
+                self.handle(*job)
+        finally:
+            db_connection.close()
+
+    def handle(self, connection_id: int, connection: Connection | None) -> None:
+        try:
+            outcome = str(self._sweep(connection_id, connection))
+        except attio.AttioError as e:
+            outcome = "failed (transient)"
+            self.on_transient(connection_id, e)
+        except Exception:
+            # Left claimed: the claim lapses and a later sweep tries again.
+            logger.exception("Sweeping connection %s failed", connection_id)
+            outcome = "failed (error)"
+        with self.lock:
+            self.outcomes[outcome] += 1
+            if self.on_done is not None:
+                self.on_done(outcome)
+
+    def _sweep(self, connection_id: int, connection: Connection | None) -> Outcome:
+        if connection is None or not connection.is_usable:
+            self._release(connection_id)
+            return Outcome.SKIPPED
+        now = timezone.now()
+        if will_refresh(connection.refresh_token_sealed, connection.expires_at, now):
+            pacer.wait(connection.workspace_id, write=True)
+            return ensure_fresh(connection_id)
+        if not _due_for_validation(connection, now):
+            self._release(connection_id)
+            return Outcome.FRESH
+        pacer.wait(connection.workspace_id, write=False)
+        try:
+            identity = _identify_or_refuse(connection.access_token())
+        except _Refused as e:
+            return _refuse_checked(connection_id, connection.version, e)
+        except attio.AttioError as e:
+            _record_transient_failure(connection_id, e, by=None)
+            raise
+        scopes = identity.scope or connection.scopes
+        with self.lock:
+            self.passed.append((connection_id, connection.version, scopes, now))
+            full = len(self.passed) >= SWEEP_CHUNK
+        if full:
+            self.flush()
+        return Outcome.VALIDATED
+
+    def _release(self, connection_id: int) -> None:
+        with self.lock:
+            self.released.append(connection_id)
+
+    def flush(self) -> None:
+        with self.lock:
+            passed, self.passed = self.passed, []
+            released, self.released = self.released, []
+        if passed:
+            _record_passed_checks(passed)
+        if released:
+            set_sweep_claims(released, None)
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _record_passed_checks(passed: list[tuple[int, int, str, object]]) -> None:
+    """Mark connections checked, each only if nobody changed its credentials or status
+    since its check; the claim on every one of them is released either way."""
+    checked_at = min(at for _, _, _, at in passed)
+    by_scopes: dict[str, list[Q]] = defaultdict(list)
+    for pk, version, scopes, _ in passed:
+        by_scopes[scopes].append(Q(pk=pk, version=version))
+    written = 0
+    for scopes, rows in by_scopes.items():
+        written += Connection.objects.filter(
+            reduce(operator.or_, rows), status=Connection.Status.ACTIVE
+        ).update(
+            last_checked_at=checked_at,
+            last_error_code="",
+            last_error_message="",
+            scopes=scopes,
+            sweep_claimed_at=None,
+            updated_at=timezone.now(),
+        )
+    if written < len(passed):
+        logger.warning(
+            "Discarded %s check result(s): the connections changed meanwhile",
+            len(passed) - written,
+        )
+        set_sweep_claims([pk for pk, _, _, _ in passed], None)
+
+
+def _refuse_checked(connection_id: int, seen_version: int, refusal: _Refused) -> Outcome:
+    """Attio refused the token a lockless check used: the connection needs reconnecting,
+    unless it changed meanwhile (a refresh, a revoke, a reconnect)."""
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
+        if connection is None:
+            return Outcome.SKIPPED
+        if not connection.is_usable or connection.version != seen_version:
+            return _release(connection, Outcome.SKIPPED)
+        return _needs_reconnect(connection, code=refusal.code, message=refusal.message, by=None)
 
 
 def claim_due_revocations(now=None) -> list[int]:

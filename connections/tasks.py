@@ -1,13 +1,17 @@
 """Celery tasks for connections. Thin: they take ids and call one service."""
 
+import logging
 import random
 
 from celery import shared_task
 from django.conf import settings
 
+logger = logging.getLogger(__name__)
+
 
 @shared_task(bind=True, acks_late=True)
 def refresh_connection(self, connection_id: int) -> str:
+    """One connection, retried with backoff after a transient failure."""
     from . import attio, services
 
     try:
@@ -28,18 +32,43 @@ def retry_delay(retries: int, retry_after: float | None = None) -> float:
 
 
 @shared_task(acks_late=True)
+def sweep_batch(connection_ids: list[int]) -> dict[str, int]:
+    """Refresh or validate a batch of claimed connections (sweep_connections sends these)."""
+    from . import services
+
+    sweep = services.Sweep(
+        concurrency=settings.CONNECTION_SWEEP_CONCURRENCY, on_transient=retry_later
+    )
+    return dict(sweep.run(connection_ids))
+
+
+def retry_later(connection_id: int, error) -> None:
+    """A transient failure in a batch: that connection goes on alone, with backoff."""
+    from . import services
+
+    try:
+        refresh_connection.apply_async(
+            (connection_id,), countdown=retry_delay(0, error.retry_after)
+        )
+    except Exception:  # noqa: BLE001 - the broker is away; the next sweep retries
+        logger.warning("Could not queue a retry for connection %s", connection_id, exc_info=True)
+        services.release_sweep_claim(connection_id)
+
+
+@shared_task(acks_late=True)
 def sweep_connections() -> int:
-    """Fan out one refresh_connection task per due connection (beat runs this)."""
+    """Claim the due connections and fan them out in batches (beat runs this)."""
     from . import services
 
     items = services.claim_due_connections()
-    for sent, item in enumerate(items):
+    batches = services.sweep_batches(items)
+    for sent, (offset, connection_ids) in enumerate(batches):
         try:
-            refresh_connection.apply_async((item.connection_id,), countdown=item.offset)
+            sweep_batch.apply_async((connection_ids,), countdown=offset)
         except Exception:
             # The broker went away mid-sweep: unclaim what wasn't sent, so the next
             # sweep picks it up instead of waiting for the claims to lapse.
-            services.set_sweep_claims([i.connection_id for i in items[sent:]], None)
+            services.set_sweep_claims([pk for _, ids in batches[sent:] for pk in ids], None)
             raise
     for pending_id in services.claim_due_revocations():
         revoke_upstream.delay(pending_id)

@@ -39,11 +39,13 @@ def no_real_network(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def eager_celery():
+def eager_celery(settings):
     """Tasks run in the caller, so no test publishes to the developer's broker.
 
-    End-to-end tests that start a real worker use their own processes instead.
+    End-to-end tests that start a real worker use their own processes instead. A sweep
+    task handles its batch in the caller's thread too, where the test's data is visible.
     """
+    settings.CONNECTION_SWEEP_CONCURRENCY = 1
     eager = {"task_always_eager": True, "task_eager_propagates": True}
     before = {key: celery_app.conf.get(key) for key in eager}
     celery_app.conf.update(eager)

@@ -19,7 +19,7 @@ def enqueued():
     with (
         mock.patch.object(tasks.revoke_upstream, "delay", autospec=True) as delay,
         mock.patch.object(tasks.revoke_upstream, "apply_async", autospec=True),
-        mock.patch.object(tasks.refresh_connection, "apply_async", autospec=True),
+        mock.patch.object(tasks.sweep_batch, "apply_async", autospec=True),
     ):
         yield delay
 

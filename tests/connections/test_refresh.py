@@ -335,10 +335,10 @@ def test_sweep_enqueues_a_due_connection_once_even_if_beat_fires_twice(
     alice, refreshing_attio, make_connection
 ):
     conn = expiring(make_connection, alice, in_seconds=60)
-    with mock.patch.object(tasks.refresh_connection, "apply_async", autospec=True) as enqueue:
+    with mock.patch.object(tasks.sweep_batch, "apply_async", autospec=True) as enqueue:
         tasks.sweep_connections()
         tasks.sweep_connections()
-    assert [c.args[0] for c in enqueue.call_args_list] == [(conn.pk,)]
+    assert [c.args[0] for c in enqueue.call_args_list] == [([conn.pk],)]
 
 
 def test_sweep_claim_lapses_when_the_task_was_lost(
@@ -346,7 +346,7 @@ def test_sweep_claim_lapses_when_the_task_was_lost(
 ):
     time_machine.move_to(timezone.now(), tick=False)
     conn = expiring(make_connection, alice, in_seconds=60)
-    with mock.patch.object(tasks.refresh_connection, "apply_async", autospec=True) as enqueue:
+    with mock.patch.object(tasks.sweep_batch, "apply_async", autospec=True) as enqueue:
         tasks.sweep_connections()
         time_machine.shift(settings.CONNECTION_SWEEP_CLAIM_TTL + timedelta(seconds=1))
         tasks.sweep_connections()

@@ -138,7 +138,7 @@ def full_flow(client, make_user, fake_attio, caplog):
 
     with (
         mock.patch.object(tasks.revoke_upstream, "delay", autospec=True) as delay,
-        mock.patch.object(tasks.refresh_connection, "apply_async", autospec=True),
+        mock.patch.object(tasks.sweep_batch, "apply_async", autospec=True),
     ):
         PendingRevocation.objects.update(next_attempt_at=timezone.now())
         tasks.sweep_connections()

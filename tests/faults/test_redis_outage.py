@@ -20,7 +20,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from connections import tasks
+from connections import services, tasks
 from connections.models import Connection
 from mcp_gateway.models import ApiKey
 from tests.conftest import PASSWORD
@@ -277,9 +277,10 @@ def test_a_sweep_that_loses_the_broker_midway_leaves_no_connection_claimed(
     def apply_async(args, countdown=None, **options):
         if len(sent) == 2:
             raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-        sent.append(args[0])
+        sent.extend(args[0])
 
-    monkeypatch.setattr(tasks.refresh_connection, "apply_async", apply_async)
+    monkeypatch.setattr(services, "SWEEP_BATCH_SIZE", 1)
+    monkeypatch.setattr(tasks.sweep_batch, "apply_async", apply_async)
     with contextlib.suppress(OperationalError):
         tasks.sweep_connections()
     assert len(sent) == 2
