@@ -213,12 +213,12 @@ def test_a_sweep_killed_midway_ends_with_every_connection_refreshed_or_validated
             later = timezone.now() + settings.CONNECTION_SWEEP_CLAIM_TTL + timedelta(seconds=5)
             items = services.claim_due_connections(now=later)
             assert {item.connection_id for item in items} == left
-            for item in items:
+            for offset, connection_ids in services.sweep_batches(items):
                 celery_app.send_task(
-                    "connections.tasks.refresh_connection",
-                    args=(item.connection_id,),
+                    "connections.tasks.sweep_batch",
+                    args=(connection_ids,),
                     queue=queue,
-                    countdown=item.offset,
+                    countdown=offset,
                 )
 
             def all_done():
