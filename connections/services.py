@@ -654,10 +654,7 @@ def sweep_batches(items: list[SweepItem]) -> list[tuple[float, list[int]]]:
     """The plan cut into consecutive batches of SWEEP_BATCH_SIZE: (start offset, ids)."""
     return [
         (batch[0].offset, [item.connection_id for item in batch])
-        for batch in (
-            items[start : start + SWEEP_BATCH_SIZE]
-            for start in range(0, len(items), SWEEP_BATCH_SIZE)
-        )
+        for batch in _chunks(items, SWEEP_BATCH_SIZE)
     ]
 
 
@@ -690,8 +687,8 @@ class Sweep:
                     self.handle(pk, rows.get(pk))
                 self.flush()
             return self.outcomes
-        # A bounded queue: a row waits at most about SWEEP_CHUNK / concurrency calls
-        # between being read and being checked.
+        # A bounded queue: a row is read at most about 2 x SWEEP_CHUNK connections ahead
+        # of its check, so what it says (revoked, refreshed...) is seconds old at most.
         work: queue.Queue = queue.Queue(maxsize=SWEEP_CHUNK)
         threads = [
             threading.Thread(target=self._work, args=(work,), name=f"sweep-{n}", daemon=True)
@@ -868,10 +865,8 @@ def unnotified_connections() -> list[int]:
 
 def set_sweep_claims(connection_ids: list[int], at) -> None:
     """Claim (a time) or release (None) connections, in batches the database accepts."""
-    for start in range(0, len(connection_ids), 500):
-        Connection.objects.filter(pk__in=connection_ids[start : start + 500]).update(
-            sweep_claimed_at=at
-        )
+    for chunk in _chunks(connection_ids, 500):
+        Connection.objects.filter(pk__in=chunk).update(sweep_claimed_at=at)
 
 
 def notify_needs_reconnect(connection_id: int) -> bool:
