@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -74,15 +75,11 @@ def gateway_probe(base: str, key: str):
     return async_to_sync(mcp_session)(f"{base}/mcp", key, body)
 
 
-@needs_redis
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-def test_while_redis_is_down_portal_and_gateway_answer_and_the_sweep_resumes_after(
-    fake_attio, alice, alice_connection, make_user, make_connection, tmp_path, real_broker
-):
-    _, key = ApiKey.objects.issue(alice, connection=alice_connection, name="outage")
-    long_ago = timezone.now() - timedelta(hours=2)
-    due = make_connection(make_user("erin"), "globex", last_checked_at=long_ago)
+@contextlib.contextmanager
+def service_on_private_redis(fake_attio, tmp_path):
+    """The portal's web process, serving, on a Redis the test can stop and start, with
+    the fake Attio served. Yields `base`, `redis`, `logs` (paths) and
+    `start_worker_and_beat()`; every process is stopped on leaving."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     logs = {name: tmp_path / f"{name}.log" for name in ("web", "worker", "beat")}
@@ -101,53 +98,70 @@ def test_while_redis_is_down_portal_and_gateway_answer_and_the_sweep_resumes_aft
             CELERY_BROKER_URL=redis.url,
             CONNECTION_SWEEP_INTERVAL_SECONDS=str(SWEEP_INTERVAL),
         )
+
+        def start_worker_and_beat():
+            processes.append(start_celery("worker", env, worker_log, queue="celery"))
+            schedule = tmp_path / "beat-schedule"
+            processes.append(start_celery("beat", env, beat_log, queue="celery", schedule=schedule))
+
         try:
             web = start_uvicorn(env, port, web_log, workers=1)
             processes.append(web)
-            processes.append(start_celery("worker", env, worker_log, queue="celery"))
-            processes.append(
-                start_celery(
-                    "beat", env, beat_log, queue="celery", schedule=tmp_path / "beat-schedule"
-                )
-            )
             wait_until_serving(base, web)
-            assert healthz(base)[0] == 200
-
-            def validated_since(moment):
-                def check():
-                    due.refresh_from_db()
-                    return due.last_checked_at > moment
-
-                return check
-
-            # The sweep runs: the due connection is validated.
-            assert wait_for(validated_since(long_ago), 60), read_log(logs["worker"])
-
-            redis.stop()
-            down_at = time.monotonic()
-            time.sleep(SWEEP_INTERVAL + 1)  # a sweep already running finishes first
-            Connection.objects.filter(pk=due.pk).update(last_checked_at=long_ago)
-            made_due = timezone.now()
-            probes = []
-            while time.monotonic() - down_at < OUTAGE:
-                probes.append(
-                    (
-                        timed(lambda: httpx.get(f"{base}/accounts/login/", timeout=10).status_code),
-                        timed(lambda: healthz(base)),
-                        timed(lambda: gateway_probe(base, key)),
-                    )
-                )
-                time.sleep(1)
-            due.refresh_from_db()
-            checked_during_outage = due.last_checked_at
-            redis.start()
-            up_at = time.monotonic()
-            resumed = wait_for(validated_since(made_due), 90)
-            resumed_after = time.monotonic() - up_at
-            healthy_again = wait_for(lambda: healthz(base)[0] == 200, 30)
+            yield SimpleNamespace(
+                base=base, redis=redis, logs=logs, start_worker_and_beat=start_worker_and_beat
+            )
         finally:
             for process in processes:
                 stop(process)
+
+
+@needs_redis
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_while_redis_is_down_portal_and_gateway_answer_and_the_sweep_resumes_after(
+    fake_attio, alice, alice_connection, make_user, make_connection, tmp_path, real_broker
+):
+    _, key = ApiKey.objects.issue(alice, connection=alice_connection, name="outage")
+    long_ago = timezone.now() - timedelta(hours=2)
+    due = make_connection(make_user("erin"), "globex", last_checked_at=long_ago)
+    with service_on_private_redis(fake_attio, tmp_path) as service:
+        base, redis, logs = service.base, service.redis, service.logs
+        service.start_worker_and_beat()
+        assert healthz(base)[0] == 200
+
+        def validated_since(moment):
+            def check():
+                due.refresh_from_db()
+                return due.last_checked_at > moment
+
+            return check
+
+        # The sweep runs: the due connection is validated.
+        assert wait_for(validated_since(long_ago), 60), read_log(logs["worker"])
+
+        redis.stop()
+        down_at = time.monotonic()
+        time.sleep(SWEEP_INTERVAL + 1)  # a sweep already running finishes first
+        Connection.objects.filter(pk=due.pk).update(last_checked_at=long_ago)
+        made_due = timezone.now()
+        probes = []
+        while time.monotonic() - down_at < OUTAGE:
+            probes.append(
+                (
+                    timed(lambda: httpx.get(f"{base}/accounts/login/", timeout=10).status_code),
+                    timed(lambda: healthz(base)),
+                    timed(lambda: gateway_probe(base, key)),
+                )
+            )
+            time.sleep(1)
+        due.refresh_from_db()
+        checked_during_outage = due.last_checked_at
+        redis.start()
+        up_at = time.monotonic()
+        resumed = wait_for(validated_since(made_due), 90)
+        resumed_after = time.monotonic() - up_at
+        healthy_again = wait_for(lambda: healthz(base)[0] == 200, 30)
     output = "\n".join(f"--- {name}\n{read_log(path)}" for name, path in logs.items())
     slowest = max(max(t for _, t in probe) for probe in probes)
     print(
@@ -191,63 +205,35 @@ def test_a_connection_found_dead_while_redis_is_down_gets_a_clear_answer_and_its
     grace.save(update_fields=["password"])
     in_portal = make_connection(grace, "globex")
     ada = fake_attio.record_id("people", "Ada Lovelace", workspace="acme")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    logs = {name: tmp_path / f"{name}.log" for name in ("web", "worker", "beat")}
-    processes = []
-    with (
-        RedisServer(tmp_path / "redis.log") as redis,
-        fake_attio.serve() as fake_url,
-        log_file(logs["web"]) as web_log,
-        log_file(logs["worker"]) as worker_log,
-        log_file(logs["beat"]) as beat_log,
-    ):
-        env = service_env(
-            fake_url,
-            fake_attio,
-            PORTAL_BASE_URL=base,
-            CELERY_BROKER_URL=redis.url,
-            CONNECTION_SWEEP_INTERVAL_SECONDS=str(SWEEP_INTERVAL),
+    with service_on_private_redis(fake_attio, tmp_path) as service:
+        base, redis, logs = service.base, service.redis, service.logs
+        browser = sign_in(base, "grace", PASSWORD)
+        redis.stop()
+        # Attio no longer accepts either token.
+        fake_attio.deactivate(in_gateway.access_token())
+        fake_attio.deactivate(in_portal.access_token())
+
+        async def get_record(client):
+            return await client.call_tool("get_record", {"object": "people", "record_id": ada})
+
+        answer, gateway_seconds = timed(
+            lambda: async_to_sync(mcp_session)(f"{base}/mcp", key, get_record)
         )
-        try:
-            web = start_uvicorn(env, port, web_log, workers=1)
-            processes.append(web)
-            wait_until_serving(base, web)
-            browser = sign_in(base, "grace", PASSWORD)
-            redis.stop()
-            # Attio no longer accepts either token.
-            fake_attio.deactivate(in_gateway.access_token())
-            fake_attio.deactivate(in_portal.access_token())
-
-            async def get_record(client):
-                return await client.call_tool("get_record", {"object": "people", "record_id": ada})
-
-            answer, gateway_seconds = timed(
-                lambda: async_to_sync(mcp_session)(f"{base}/mcp", key, get_record)
+        checked, portal_seconds = timed(
+            lambda: browser.post(
+                f"/connections/{in_portal.pk}/check/",
+                headers={"X-CSRFToken": browser.cookies["csrftoken"]},
             )
-            checked, portal_seconds = timed(
-                lambda: browser.post(
-                    f"/connections/{in_portal.pk}/check/",
-                    headers={"X-CSRFToken": browser.cookies["csrftoken"]},
-                )
-            )
-            redis.start()
-            processes.append(start_celery("worker", env, worker_log, queue="celery"))
-            processes.append(
-                start_celery(
-                    "beat", env, beat_log, queue="celery", schedule=tmp_path / "beat-schedule"
-                )
-            )
+        )
+        redis.start()
+        service.start_worker_and_beat()
 
-            def notified():
-                return not Connection.objects.filter(
-                    pk__in=[in_gateway.pk, in_portal.pk], notified_at__isnull=True
-                ).exists()
+        def notified():
+            return not Connection.objects.filter(
+                pk__in=[in_gateway.pk, in_portal.pk], notified_at__isnull=True
+            ).exists()
 
-            wait_for(notified, 20)
-        finally:
-            for process in processes:
-                stop(process)
+        wait_for(notified, 20)
     text = " ".join(getattr(b, "text", "") for b in getattr(answer, "content", []))
     problems = []
     if "needs to be reconnected" not in text:
