@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -47,6 +46,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench.support import (  # noqa: E402 (after the path fix above)
+    cpu_seconds,
+    database_url,
+    drop_database,
+    recreate_database,
+    stop_group,
+)
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
 BIN = Path(sys.executable).parent
@@ -100,28 +107,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen | None, grace: float = 15) -> None:
-    """Stop a process this script started, and its process group (which it leads)."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -217,36 +202,13 @@ class Server:
 # --- the database and Django ------------------------------------------------------------------
 
 
-def database_url(args, name: str) -> str:
-    return args.admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
-
-
-def recreate_database(args) -> None:
-    import psycopg
-
-    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-
-
-def drop_database(args) -> None:
-    import psycopg
-
-    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-
-
 def configure(args, fake: Fake, gateway_port: int) -> dict[str, str]:
     """The gateway's environment (also this process's); then django.setup() and migrate."""
     from connections.crypto import generate_key_entry
 
     env = {
         "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
-        "DATABASE_URL": database_url(args, args.database),
+        "DATABASE_URL": database_url(args),
         # Production-like: DEBUG off (no per-connection query log), real secrets.
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(48),
@@ -816,9 +778,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         for s in servers:
-            stop(s.proc)
+            stop_group(s.proc)
         if fake is not None:
-            stop(fake.proc)
+            stop_group(fake.proc)
         with contextlib.suppress(Exception):
             from django.db import connections
 

@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.support import database_url, drop_database, recreate_database  # noqa: E402
 from tests.faults.harness import (  # noqa: E402
     BIN,
     LoadResult,
@@ -137,18 +138,6 @@ def start_fake(args, workdir: Path, api_key: str):
         time.sleep(0.1)
     stop(process)
     raise RuntimeError(f"the fake Attio did not start:\n{read_log(log_path)}")
-
-
-def database_url(args) -> str:
-    return args.admin_url.rsplit("/", 1)[0] + "/" + args.database
-
-
-def run_sql(args, sql: str) -> None:
-    import psycopg
-
-    url = args.admin_url.replace("postgres://", "postgresql://", 1)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def configure(args, fake_url: str, port: int) -> dict[str, str]:
@@ -342,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fake, fake_url = start_fake(args, workdir, attio_key)
         CPU_GROUPS[fake.pid] = "fake"
-        run_sql(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        run_sql(args, f'CREATE DATABASE "{args.database}"')
+        recreate_database(args)
         port = free_port()
         env = configure(args, fake_url, port)
         keys = seed(args.clients, attio_key)
@@ -397,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
                 connections.close_all()
             except Exception:  # Django was never set up
                 pass
-            run_sql(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
+            drop_database(args)
 
 
 if __name__ == "__main__":

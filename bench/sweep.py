@@ -24,7 +24,6 @@ import math
 import os
 import resource
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -37,11 +36,19 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.stats import (  # noqa: E402 (after the path fix above)
+from bench.stats import (  # noqa: E402
     ATTIO_READS_PER_SECOND,
     ATTIO_WRITES_PER_SECOND,
     CallFigures,
     call_figures,
+)
+from bench.support import (  # noqa: E402 (after the path fix above)
+    admin_sql,
+    cpu_seconds,
+    database_url,
+    drop_database,
+    recreate_database,
+    stop_group,
 )
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
@@ -98,37 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- the database ------------------------------------------------------------------
 
 
-def database_url(args, name: str) -> str:
-    return args.admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-def recreate_database(args) -> None:
-    import psycopg
-
-    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.database}"')
-
-
-def drop_database(args) -> None:
-    import psycopg
-
-    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgres://", "postgresql://", 1)
-
-
 def db_sessions(args) -> int:
     """Connections ever opened to the bench database (PostgreSQL 14+ statistics)."""
-    import psycopg
-
-    with psycopg.connect(_libpq(args.admin_url), autocommit=True) as conn:
-        row = conn.execute(
-            "SELECT sessions FROM pg_stat_database WHERE datname = %s", [args.database]
-        ).fetchone()
+    row = admin_sql(
+        args, "SELECT sessions FROM pg_stat_database WHERE datname = %s", [args.database]
+    )
     return int(row[0]) if row else 0
 
 
@@ -193,10 +174,10 @@ class Fake:
         return self._call("GET", "/_bench/log")
 
     def cpu_seconds(self) -> float:
-        return _proc_cpu(self.proc.pid)
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_group(self.proc)
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -204,29 +185,6 @@ def machine_ticks() -> tuple[int, int]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]  # idle + iowait
     return sum(values) - idle, sum(values)
-
-
-def _proc_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    # utime and stime are fields 14 and 15 (1-based); [0] here is field 3.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _stop(proc: subprocess.Popen, grace: float = 15) -> None:
-    """Stop a process this script started (and its process group, which it leads)."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
 
 
 # --- environment and Django ----------------------------------------------------------
@@ -238,7 +196,7 @@ def configure(args, fake: Fake, queue: str) -> dict[str, str]:
 
     env = {
         "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
-        "DATABASE_URL": database_url(args, args.database),
+        "DATABASE_URL": database_url(args),
         # Production-like: DEBUG off (no query log kept per connection), real secrets.
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(48),
@@ -538,16 +496,16 @@ class Worker:
         raise RuntimeError("the Celery worker did not answer a ping")
 
     def cpu_seconds(self) -> float:
-        total = _proc_cpu(self.proc.pid)
+        total = cpu_seconds(self.proc.pid)
         # prefork children
         with contextlib.suppress(OSError):
             for child in Path(f"/proc/{self.proc.pid}/task").iterdir():
                 children = (child / "children").read_text().split()
-                total += sum(_proc_cpu(int(c)) for c in children)
+                total += sum(cpu_seconds(int(c)) for c in children)
         return total
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_group(self.proc)
         self.log.close()
 
 
