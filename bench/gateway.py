@@ -33,7 +33,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,11 +48,11 @@ if str(REPO) not in sys.path:
 
 from bench.support import (  # noqa: E402 (after the path fix above)
     cpu_seconds,
-    database_url,
     drop_database,
     recreate_database,
-    stop_group,
+    set_up_portal,
 )
+from tests.faults.harness import free_port, stop  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
 BIN = Path(sys.executable).parent
@@ -101,12 +100,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # --- processes -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def memory_kib(pid: int) -> dict[str, int]:
@@ -204,35 +197,17 @@ class Server:
 
 def configure(args, fake: Fake, gateway_port: int) -> dict[str, str]:
     """The gateway's environment (also this process's); then django.setup() and migrate."""
-    from connections.crypto import generate_key_entry
-
-    env = {
-        "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
-        "DATABASE_URL": database_url(args),
-        # Production-like: DEBUG off (no per-connection query log), real secrets.
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "FIELD_ENCRYPTION_KEYS": generate_key_entry("bench"),
-        "API_KEY_HMAC_SECRET": secrets.token_urlsafe(32),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PORTAL_BASE_URL": f"http://127.0.0.1:{gateway_port}",
-        "LOG_LEVEL": "WARNING",
-        "ATTIO_CLIENT_ID": "fake-client-id",
-        "ATTIO_CLIENT_SECRET": "fake-client-secret",
-        "ATTIO_TOKEN_URL": f"{fake.url}/oauth/token",
-        "ATTIO_API_BASE_URL": fake.url,
+    return set_up_portal(
+        args,
+        PORTAL_BASE_URL=f"http://127.0.0.1:{gateway_port}",
+        LOG_LEVEL="WARNING",
+        ATTIO_CLIENT_ID="fake-client-id",
+        ATTIO_CLIENT_SECRET="fake-client-secret",
+        ATTIO_TOKEN_URL=f"{fake.url}/oauth/token",
+        ATTIO_API_BASE_URL=fake.url,
         # The per-key limit still runs on every call; set high so it never trips here.
-        "MCP_RATE_LIMIT_PER_MINUTE": "100000000",
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return env
+        MCP_RATE_LIMIT_PER_MINUTE="100000000",
+    )
 
 
 def make_plaintext() -> tuple[str, str]:
@@ -778,9 +753,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         for s in servers:
-            stop_group(s.proc)
+            stop(s.proc)
         if fake is not None:
-            stop_group(fake.proc)
+            stop(fake.proc)
         with contextlib.suppress(Exception):
             from django.db import connections
 

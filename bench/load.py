@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.support import database_url, drop_database, recreate_database  # noqa: E402
+from bench.support import drop_database, recreate_database, set_up_portal  # noqa: E402
 from tests.faults.harness import (  # noqa: E402
     BIN,
     LoadResult,
@@ -142,40 +142,23 @@ def start_fake(args, workdir: Path, api_key: str):
 
 def configure(args, fake_url: str, port: int) -> dict[str, str]:
     """The gateway's environment (also this process's); then django.setup() and migrate."""
-    from connections.crypto import generate_key_entry
-
-    env = {
-        "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
-        "DATABASE_URL": database_url(args),
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "FIELD_ENCRYPTION_KEYS": generate_key_entry("load"),
-        "API_KEY_HMAC_SECRET": secrets.token_urlsafe(32),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    # 50 clients from one address would trip the per-key limit (300 a minute): this
+    # measures the gateway, not the limiter (which still runs on every call). With chaos,
+    # a faulted "timeout" hangs 3 s; the gateway gives up after 1 s and retries reads.
+    timeout = {"ATTIO_HTTP_TIMEOUT_SECONDS": "1"} if args.chaos else {}
+    return set_up_portal(
+        args,
         # Plain HTTP on loopback (production sits behind a TLS proxy).
-        "SECURE_SSL_REDIRECT": "false",
-        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
-        "LOG_LEVEL": "WARNING",
-        "ATTIO_CLIENT_ID": "fake-client-id",
-        "ATTIO_CLIENT_SECRET": "fake-client-secret",
-        "ATTIO_TOKEN_URL": f"{fake_url}/oauth/token",
-        "ATTIO_API_BASE_URL": fake_url,
-        # 50 clients from one address would trip the per-key limit (300 a minute): this
-        # measures the gateway, not the limiter (which still runs on every call).
-        "MCP_RATE_LIMIT_PER_MINUTE": "100000000",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if args.chaos:
-        # A faulted "timeout" hangs 3 s; the gateway gives up after 1 s and retries reads.
-        env["ATTIO_HTTP_TIMEOUT_SECONDS"] = "1"
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return env
+        SECURE_SSL_REDIRECT="false",
+        PORTAL_BASE_URL=f"http://127.0.0.1:{port}",
+        LOG_LEVEL="WARNING",
+        ATTIO_CLIENT_ID="fake-client-id",
+        ATTIO_CLIENT_SECRET="fake-client-secret",
+        ATTIO_TOKEN_URL=f"{fake_url}/oauth/token",
+        ATTIO_API_BASE_URL=fake_url,
+        MCP_RATE_LIMIT_PER_MINUTE="100000000",
+        **timeout,
+    )
 
 
 def seed(clients: int, attio_key: str) -> list[str]:

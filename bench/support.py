@@ -1,4 +1,4 @@
-"""What the benchmarks share: their own PostgreSQL database, and the processes they start.
+"""What the benchmarks share: their own PostgreSQL database, the portal's settings, CPU.
 
 Each script takes `--admin-url` (a database the role can connect to) and `--database`
 (the one it creates, uses and drops).
@@ -6,10 +6,8 @@ Each script takes `--admin-url` (a database the role can connect to) and `--data
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
+import secrets
 from pathlib import Path
 
 
@@ -38,18 +36,31 @@ def drop_database(args) -> None:
     admin_sql(args, f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
 
 
-def stop_group(proc: subprocess.Popen | None, grace: float = 15) -> None:
-    """Stop a process this script started, and its process group (which it leads)."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
+def set_up_portal(args, **settings: str) -> dict[str, str]:
+    """The portal's environment for this process and the ones it starts, production-like
+    (DEBUG off, so no query log; fresh real secrets) plus `settings`; then django.setup()
+    and migrate. Returns the environment."""
+    from connections.crypto import generate_key_entry
+
+    env = {
+        "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
+        "DATABASE_URL": database_url(args),
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "FIELD_ENCRYPTION_KEYS": generate_key_entry("bench"),
+        "API_KEY_HMAC_SECRET": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    }
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    return env
 
 
 def cpu_seconds(pid: int) -> float:

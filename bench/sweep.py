@@ -23,7 +23,6 @@ import json
 import math
 import os
 import resource
-import secrets
 import subprocess
 import sys
 import time
@@ -45,11 +44,11 @@ from bench.stats import (  # noqa: E402
 from bench.support import (  # noqa: E402 (after the path fix above)
     admin_sql,
     cpu_seconds,
-    database_url,
     drop_database,
     recreate_database,
-    stop_group,
+    set_up_portal,
 )
+from tests.faults.harness import stop  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
 BIN = Path(sys.executable).parent
@@ -177,7 +176,7 @@ class Fake:
         return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
-        stop_group(self.proc)
+        stop(self.proc)
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -192,38 +191,20 @@ def machine_ticks() -> tuple[int, int]:
 
 def configure(args, fake: Fake, queue: str) -> dict[str, str]:
     """The environment for this process and the Celery worker; then django.setup()."""
-    from connections.crypto import generate_key_entry
-
-    env = {
-        "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
-        "DATABASE_URL": database_url(args),
-        # Production-like: DEBUG off (no query log kept per connection), real secrets.
-        "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "FIELD_ENCRYPTION_KEYS": generate_key_entry("bench"),
-        "API_KEY_HMAC_SECRET": secrets.token_urlsafe(32),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "LOG_LEVEL": args.log_level,
-        "ATTIO_CLIENT_ID": fake.client_id,
-        "ATTIO_CLIENT_SECRET": fake.client_secret,
-        "ATTIO_AUTHORIZE_URL": f"{fake.url}/authorize",
-        "ATTIO_TOKEN_URL": f"{fake.url}/oauth/token",
-        "ATTIO_REVOKE_URL": f"{fake.url}/oauth/revoke",
-        "ATTIO_INTROSPECT_URL": f"{fake.url}/oauth/introspect",
-        "ATTIO_API_BASE_URL": fake.url,
+    return set_up_portal(
+        args,
+        LOG_LEVEL=args.log_level,
+        ATTIO_CLIENT_ID=fake.client_id,
+        ATTIO_CLIENT_SECRET=fake.client_secret,
+        ATTIO_AUTHORIZE_URL=f"{fake.url}/authorize",
+        ATTIO_TOKEN_URL=f"{fake.url}/oauth/token",
+        ATTIO_REVOKE_URL=f"{fake.url}/oauth/revoke",
+        ATTIO_INTROSPECT_URL=f"{fake.url}/oauth/introspect",
+        ATTIO_API_BASE_URL=fake.url,
         # Never the filesystem broker under var/: a queue of our own on the local Redis.
-        "CELERY_BROKER_URL": args.redis_url,
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "PYTHONUNBUFFERED": "1",
-    }
-    os.environ.update(env)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
-    return env
+        CELERY_BROKER_URL=args.redis_url,
+        CELERY_TASK_DEFAULT_QUEUE=queue,
+    )
 
 
 # --- seeding ---------------------------------------------------------------------------
@@ -505,7 +486,7 @@ class Worker:
         return total
 
     def stop(self) -> None:
-        stop_group(self.proc)
+        stop(self.proc)
         self.log.close()
 
 
