@@ -1,12 +1,6 @@
 """The gateway under uvicorn with two worker processes, over real HTTP."""
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import httpx2
@@ -18,9 +12,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_gateway import services
 
 from ..connections.test_celery_e2e import database_url
+from ..faults.harness import free_port, log_file, start_uvicorn, stop, wait_until_serving
 
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 INITIALIZE = {
     "jsonrpc": "2.0",
     "id": 1,
@@ -31,12 +24,6 @@ INITIALIZE = {
         "clientInfo": {"name": "test", "version": "1"},
     },
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -52,40 +39,14 @@ def two_workers(fake_attio, tmp_path):
             "ATTIO_TOKEN_URL": f"{fake_url}/oauth/token",
             "ATTIO_API_BASE_URL": fake_url,
         }
-        log = open(tmp_path / "uvicorn.log", "w+")  # noqa: SIM115 (closed below)
-        process = subprocess.Popen(
-            [
-                str(BIN / "uvicorn"),
-                "attio_portal.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-                "--lifespan",
-                "on",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.3)
-            yield base
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-            log.close()
+        with log_file(tmp_path / "uvicorn.log") as log:
+            process = start_uvicorn(env, port, log, workers=2)
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_until_serving(base, process, path="/healthz")
+                yield base
+            finally:
+                stop(process)
 
 
 def post_initialize(base: str, key: str) -> int:
