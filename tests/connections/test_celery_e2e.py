@@ -17,8 +17,9 @@ from django.utils import timezone
 from connections import services
 from connections.models import Connection
 
+from ..faults.harness import log_file, start_celery, stop, wait_for
+
 REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def database_url() -> str:
@@ -58,55 +59,18 @@ def test_worker_and_beat_refresh_a_due_connection(
             # A queue of its own, so nothing else on the broker interferes.
             CELERY_TASK_DEFAULT_QUEUE=f"e2e-{os.getpid()}",
         )
-        celery = [str(BIN / "celery"), "-A", "attio_portal"]
-        log = open(tmp_path / "celery.log", "w+")  # noqa: SIM115 (closed below)
-        worker = subprocess.Popen(
-            [
-                *celery,
-                "worker",
-                "--loglevel=INFO",
-                "--concurrency=2",
-                "-Q",
-                env["CELERY_TASK_DEFAULT_QUEUE"],
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        beat = subprocess.Popen(
-            [
-                *celery,
-                "beat",
-                "--loglevel=INFO",
-                "--schedule",
-                str(tmp_path / "beat-schedule"),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                conn.refresh_from_db()
-                if conn.version > 1:
-                    break
-                time.sleep(0.5)
-        finally:
-            for process in (beat, worker):
-                os.killpg(process.pid, signal.SIGTERM)
-            for process in (beat, worker):
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
+        queue = env["CELERY_TASK_DEFAULT_QUEUE"]
+        with log_file(tmp_path / "celery.log") as log:
+            worker = start_celery("worker", env, log, queue=queue)
+            beat = start_celery("beat", env, log, queue=queue, schedule=tmp_path / "beat-schedule")
+            try:
+                wait_for(lambda: Connection.objects.get(pk=conn.pk).version > 1, 60, interval=0.5)
+            finally:
+                stop(beat)
+                stop(worker)
             log.seek(0)
             output = log.read()
-            log.close()
+    conn.refresh_from_db()
     assert conn.version == 2, output
     assert conn.access_token() != old_token
     assert refreshing_attio.count("refresh") == 1
