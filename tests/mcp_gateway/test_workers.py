@@ -13,17 +13,7 @@ from mcp_gateway import services
 
 from ..connections.test_celery_e2e import database_url
 from ..faults.harness import free_port, log_file, start_uvicorn, stop, wait_until_serving
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"},
-    },
-}
+from .test_endpoint import INITIALIZE
 
 
 @pytest.fixture
