@@ -30,7 +30,15 @@ def base62(number: int, width: int) -> str:
 
 
 def random_base62(length: int) -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+    # One draw over all 62**length values: every digit uniform, ~50x fewer calls.
+    return base62(secrets.randbelow(62**length), length)
+
+
+def new_key() -> tuple[str, str]:
+    """A fresh key: (public id, plaintext), the plaintext ending in its checksum."""
+    public_id = random_base62(PUBLIC_ID_LENGTH)
+    body = f"{PREFIX}{public_id}_{random_base62(SECRET_LENGTH)}"
+    return public_id, body + checksum(body)
 
 
 def checksum(body: str) -> str:
@@ -54,9 +62,7 @@ class ApiKeyQuerySet(models.QuerySet):
         form_nonce: str | None = None,
     ) -> tuple["ApiKey", str]:
         """Create a key. Returns (row, plaintext); the plaintext is never stored."""
-        public_id = random_base62(PUBLIC_ID_LENGTH)
-        body = f"{PREFIX}{public_id}_{random_base62(SECRET_LENGTH)}"
-        plaintext = body + checksum(body)
+        public_id, plaintext = new_key()
         key = self.create(
             owner=owner,
             connection=connection,
