@@ -3,23 +3,14 @@
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.faults.harness import BIN, REPO, free_port, spawn, stop, wait_until_serving
 
 
 @pytest.fixture
@@ -49,32 +40,14 @@ def running_service(tmp_path):
         cwd=REPO,
     )
     log = open(tmp_path / "service.log", "w+")  # noqa: SIM115 (closed in finally)
-    process = subprocess.Popen(
-        [str(BIN / "honcho"), "-f", "Procfile", "start"],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    process = spawn([str(BIN / "honcho"), "-f", "Procfile", "start"], env, log)
     base_url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.3)
+        wait_until_serving(base_url, process, path="/healthz")
         yield base_url, process, log
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        # Ctrl-C, as a user stops `make run`.
+        stop(process, signal.SIGINT, timeout=30)
         log.close()
 
 
