@@ -11,7 +11,7 @@ What it does (see bench/README.md, "Gateway"):
 2. creates a PostgreSQL database of its own (portal_bench_gw, dropped at the end), migrates,
    and seeds one user, one active Attio connection whose token the fake accepts, one API key,
    and `--extra-keys` more keys (bulk-created) so the key lookup runs against a full table;
-3. times key verification directly (`auth.authenticate()` and the SDK verifier) over many
+3. times key verification directly (the gateway's key checks and the SDK verifier) over many
    calls, with those keys present;
 4. runs two uvicorn servers with the same flags (one worker, `--lifespan on`):
    (a) the real `attio_portal.asgi:application`, (b) the floor, `bench/gateway_floor.py`;
@@ -286,25 +286,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
-def authenticate_of(tree: Path):
-    """Another copy's mcp_gateway.auth.authenticate (e.g. the code before a change),
-    loaded beside this one so both are timed against the same table in one run."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "mcp_gateway._auth_of_" + tree.name, tree / "mcp_gateway" / "auth.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "mcp_gateway"  # its relative imports resolve to this project
-    spec.loader.exec_module(module)
-    return module.authenticate
-
-
-def time_key_verification(seeded: Seeded, calls: int, others: dict[str, Path]) -> dict:
-    """authenticate() and the SDK verifier over `calls` calls each, from this process.
+def time_key_verification(seeded: Seeded, calls: int) -> dict:
+    """The gateway's key checks and the SDK verifier over `calls` calls each, from this
+    process: on the worker's own pool in the event loop (what production runs on
+    PostgreSQL) and through Django's connection in its thread (the way on other databases).
 
     Half the calls present the bench key, half one of ~2000 other keys in turn, so the
-    figure is not just one hot index page. Each call is one ORM hop, as in the server.
+    figure is not just one hot index page.
     """
     from mcp_gateway import auth
     from mcp_gateway.server import ApiKeyVerifier
@@ -316,33 +304,34 @@ def time_key_verification(seeded: Seeded, calls: int, others: dict[str, Path]) -
     ]
     keys = (keys * (calls // len(keys) + 1))[:calls]
 
-    async def run(verify) -> list[float]:
-        # Warm the connection and the caches, and use every key once: the verifier writes
-        # last_used_at on a key's first use in a minute, and that is not the steady state.
-        for k in dict.fromkeys(keys):
-            assert await verify(k) is not None
-        timings = []
-        for k in keys:
-            started = time.perf_counter()
-            result = await verify(k)
-            timings.append((time.perf_counter() - started) * 1000)
-            assert result is not None
-        return timings
+    async def run(key_checks: auth.KeyChecks, verify) -> list[float]:
+        async with key_checks.running():
+            # Warm the connections and the caches, and use every key once: a check writes
+            # last_used_at on a key's first use in a minute, and that is not the steady state.
+            for k in dict.fromkeys(keys):
+                assert await verify(k) is not None
+            timings = []
+            for k in keys:
+                started = time.perf_counter()
+                result = await verify(k)
+                timings.append((time.perf_counter() - started) * 1000)
+                assert result is not None
+            return timings
 
     out = {}
-    verifiers = [
-        ("authenticate", auth.authenticate),
-        ("verify_token", ApiKeyVerifier().verify_token),
-    ]
-    verifiers += [(f"authenticate ({name})", authenticate_of(t)) for name, t in others.items()]
-    for name, verify in verifiers:
-        ms = asyncio.run(run(verify))
-        out[name] = {
-            "calls": len(ms),
-            "p50_ms": round(percentile(ms, 50), 3),
-            "p99_ms": round(percentile(ms, 99), 3),
-            "max_ms": round(max(ms), 3),
-        }
+    for label, make in [("own pool", auth.key_checks), ("ORM thread", auth.KeyChecks)]:
+        for name in ("check", "verify_token"):
+            key_checks = make()
+            verify = (
+                key_checks.check if name == "check" else ApiKeyVerifier(key_checks).verify_token
+            )
+            ms = asyncio.run(run(key_checks, verify))
+            out[f"{name} ({label})"] = {
+                "calls": len(ms),
+                "p50_ms": round(percentile(ms, 50), 3),
+                "p99_ms": round(percentile(ms, 99), 3),
+                "max_ms": round(max(ms), 3),
+            }
     return out
 
 
@@ -647,8 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             f"seeded {seeded.total_keys} API keys in {seeded.seconds:.1f} s; key lookup plan: "
             f"{seeded.plan}"
         )
-        others = {n: Path(d) for n, _, d in (a.partition("=") for a in args.also)}
-        results.key_verification = time_key_verification(seeded, args.verify_calls, others)
+        results.key_verification = time_key_verification(seeded, args.verify_calls)
         results.key_verification["keys_in_table"] = seeded.total_keys
         for name, k in results.key_verification.items():
             if isinstance(k, dict):

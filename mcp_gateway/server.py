@@ -8,8 +8,6 @@ from collections import defaultdict, deque
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
-from django.utils import timezone
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
@@ -19,7 +17,7 @@ from mcp.types import CallToolResult, TextContent
 from connections import attio
 
 from . import auth, tools
-from .models import ApiKey, ToolCall
+from .models import ToolCall
 
 logger = logging.getLogger(__name__)
 
@@ -35,41 +33,14 @@ def mcp_url() -> str:
     return f"{settings.PORTAL_BASE_URL}/mcp"
 
 
-# How often at most a key's last_used_at is written, whatever the traffic.
-LAST_USED_RESOLUTION = 60
-
-
-def check_key_and_note_use(token: str) -> ApiKey | None:
-    """The request's key check: all of its database work, in one thread hop.
-
-    Each sync_to_async call is a hop to the one thread that runs the gateway's ORM work
-    (there is no ThreadSensitiveContext outside Django's handler), so the connection
-    upkeep, the key query and the occasional last_used_at write share one.
-    """
-    # The key check is the first database work of every MCP request that does any, so
-    # Django's per-request connection upkeep happens here, before it.
-    close_stale_database_connections()
-    key = auth.check_key(token)
-    if key is not None:
-        now = timezone.now()
-        if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= (
-            LAST_USED_RESOLUTION
-        ):
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key
-
-
-# Made once: building a SyncToAsync wrapper inspects the function, on every call otherwise.
-check_key_in_orm_thread = sync_to_async(check_key_and_note_use)
-
-
 class ApiKeyVerifier:
     """The SDK's TokenVerifier, backed by portal API keys."""
 
+    def __init__(self, key_checks: auth.KeyChecks) -> None:
+        self.key_checks = key_checks
+
     async def verify_token(self, token: str) -> AccessToken | None:
-        if auth.public_id_of(token) is None:
-            return None  # malformed or mistyped: no database work at all
-        key = await check_key_in_orm_thread(token)
+        key = await self.key_checks.check(token)
         if key is None:
             return None
         return AccessToken(
@@ -158,10 +129,14 @@ class AuditTrail:
             return
         try:
             # One transaction: every row is written, or none (and they are kept).
-            await sync_to_async(ToolCall.objects.bulk_create)(rows, batch_size=self.BATCH)
+            await sync_to_async(self.write)(rows)
         except BaseException:
             self.pending[:0] = rows  # keep them, in order, for the next flush
             raise
+
+    def write(self, rows: list[ToolCall]) -> None:
+        auth.close_stale_database_connections()  # no request cycle does it here
+        ToolCall.objects.bulk_create(rows, batch_size=self.BATCH)
 
     async def _flush_every_interval(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -175,12 +150,12 @@ class AuditTrail:
                 )
 
     @contextlib.asynccontextmanager
-    async def running(self, _server=None):
-        """The server's lifespan: flush in the background, and everything at the end."""
+    async def running(self):
+        """Flush in the background while the server runs, and everything at the end."""
         stop = asyncio.Event()
         flusher = asyncio.create_task(self._flush_every_interval(stop))
         try:
-            yield {}
+            yield
         finally:
             stop.set()
             await flusher  # ends after its current write; never cancelled mid-write
@@ -251,13 +226,30 @@ async def gateway_policy(ctx, call_next):
     return result
 
 
+def lifespan(key_checks: auth.KeyChecks):
+    """The MCP server's lifespan: the key checks' connections and the audit trail's writer."""
+
+    @contextlib.asynccontextmanager
+    async def running(_server):
+        try:
+            async with key_checks.running(), audit_trail.running():
+                yield {}
+        finally:
+            # Hang up the ORM thread's connections now rather than at the process's exit
+            # (a server run in a thread, as some tests do, would leave them open).
+            await sync_to_async(auth.close_database_connections)()
+
+    return running
+
+
 def build_server() -> MCPServer:
+    key_checks = auth.key_checks()
     server = MCPServer(
         name="attio-portal",
         title="Attio (via Attio Portal)",
         instructions=INSTRUCTIONS,
         version="1.0",
-        token_verifier=ApiKeyVerifier(),
+        token_verifier=ApiKeyVerifier(key_checks),
         auth=AuthSettings(
             issuer_url=settings.PORTAL_BASE_URL,
             resource_server_url=mcp_url(),
@@ -266,8 +258,7 @@ def build_server() -> MCPServer:
         ),
         log_level="WARNING",
         middleware=[gateway_policy],
-        # Writes the audit trail in the background, and what is pending at shutdown.
-        lifespan=audit_trail.running,
+        lifespan=lifespan(key_checks),
     )
     tools.register(server)
     return server
@@ -285,16 +276,6 @@ def build_app(server: MCPServer):
         ),
         max_request_body_size=settings.MCP_MAX_REQUEST_BYTES,
     )
-
-
-def close_stale_database_connections() -> None:
-    # No Django request cycle runs around MCP requests, so do its connection upkeep here
-    # (as close_old_connections does): drop connections past CONN_MAX_AGE or broken.
-    # A connection inside a transaction (a test's) is left alone. Called at the start of
-    # each request's key check, in the thread that then runs the request's queries.
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close_if_unusable_or_obsolete()
 
 
 QUERY_REFUSED = (
@@ -375,8 +356,6 @@ def gateway_app(server: MCPServer):
             # answer to such a GET is 405 (an SSE stream here would just hang).
             if on_endpoint and scope["method"] == "GET":
                 return await respond(send, 405, METHOD_REFUSED, allow=b"POST")
-            # No connection upkeep here: it runs in the key check's thread hop (a hop of
-            # its own cost a thread switch per request).
         await app(scope, receive, send)
 
     return gateway

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from connections import attio, services
 from connections.models import Connection
 
+from . import auth
 from .models import ApiKey
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,13 @@ def attio_failure(error: attio.AttioError, *, write: bool) -> ToolError:
     )
 
 
+def refreshed(connection: Connection) -> Connection:
+    """The connection after the single-flight refresh (or check), read again."""
+    auth.close_stale_database_connections()  # no request cycle does it here
+    services.ensure_fresh(connection.pk, seen_version=connection.version)
+    return Connection.objects.get(pk=connection.pk)
+
+
 async def call_attio(
     call: Callable[..., Awaitable[T]], *args: Any, write: bool = False, **kwargs: Any
 ) -> T:
@@ -200,10 +208,9 @@ async def call_attio(
             raise attio_failure(e, write=write) from None
     # Attio refused the token: let the single-flight function refresh or re-check it.
     try:
-        await sync_to_async(services.ensure_fresh)(connection.pk, seen_version=connection.version)
+        connection = await sync_to_async(refreshed)(connection)
     except attio.AttioError as e:
         raise attio_failure(e, write=write) from None
-    connection = await Connection.objects.aget(pk=connection.pk)
     usable_connection(connection)
     try:
         return await call(connection.access_token(), *args, **kwargs)

@@ -1,19 +1,14 @@
 """Thousands of malformed MCP requests and tool arguments: never a 500, never a trace."""
 
-import socket
-import threading
-import time
-
 import httpx
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from attio_portal.asgi import dispatcher
 from connections import attio
-from mcp_gateway.server import build_server, gateway_app
 from mcp_gateway.tools import REGISTRY
+
+from ..mcp_gateway.in_thread import gateway_in_a_thread
 
 json_values = st.recursive(
     st.none()
@@ -51,12 +46,6 @@ bodies = st.one_of(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_gateway(transactional_db, fake_attio, monkeypatch, alice_connection):
     """The gateway on a loopback port, in a thread; the fake Attio answers its calls."""
@@ -67,32 +56,19 @@ def live_gateway(transactional_db, fake_attio, monkeypatch, alice_connection):
     _, plaintext = ApiKey.objects.issue(
         alice_connection.owner, connection=alice_connection, name="fuzz"
     )
-    port = free_port()
-    config = uvicorn.Config(
-        dispatcher(gateway_app(build_server())),
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    client = httpx.Client(
-        base_url=f"http://127.0.0.1:{port}",
-        headers={
-            "Authorization": f"Bearer {plaintext}",
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-        },
-        timeout=30,
-    )
-    yield client
-    client.close()
-    server.should_exit = True
-    thread.join(timeout=10)
+    with (
+        gateway_in_a_thread() as base_url,
+        httpx.Client(
+            base_url=base_url,
+            headers={
+                "Authorization": f"Bearer {plaintext}",
+                "Accept": "application/json, text/event-stream",
+                "Content-Type": "application/json",
+            },
+            timeout=30,
+        ) as client,
+    ):
+        yield client
 
 
 def assert_no_crash(response: httpx.Response) -> None:

@@ -17,8 +17,12 @@ MCP_URL = "http://127.0.0.1:8000/mcp"
 
 
 @pytest.fixture
-def gateway(fake_attio, monkeypatch):
-    """A fresh gateway app (the SDK's session manager runs once per instance)."""
+def gateway(fake_attio, monkeypatch, transactional_db):
+    """A fresh gateway app (the SDK's session manager runs once per instance).
+
+    Tests that use it commit their rows: on PostgreSQL the gateway checks keys on
+    connections of its own (auth.PostgresKeyChecks), which see committed rows only.
+    """
     monkeypatch.setattr(attio, "async_transport", fake_attio.async_transport())
     attio._async_clients.clear()
     server = build_server()
@@ -55,8 +59,8 @@ async def http_client(app, headers: dict | None = None):
 def mcp(gateway):
     """Run `body(client)` against the gateway with an MCP client using `key`.
 
-    Driven through async_to_sync so the ORM calls the gateway makes run on this test's
-    thread and see its transaction.
+    Driven through async_to_sync, so the ORM calls the gateway makes run on this test's
+    thread, with its database connection.
     """
     server, app = gateway
 

@@ -1,8 +1,17 @@
 """The /mcp endpoint: authentication, metadata, and the first tools over real MCP."""
 
+import time
+
+import httpx2
 import pytest
+from asgiref.sync import async_to_sync
+from django.db import connection
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from mcp_gateway.models import ToolCall
+
+from .in_thread import gateway_in_a_thread
 
 JSON = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 INITIALIZE = {
@@ -84,3 +93,32 @@ def test_tool_descriptions_are_clean_text(mcp, alice_key):
     for tool in tools:
         assert tool.description and not tool.description.startswith((" ", "\n"))
         assert "\n    " not in tool.description, tool.name
+
+
+def other_sessions_on_the_test_database() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_a_stopped_gateway_leaves_no_database_connection_open(gateway, alice_key):
+    _, plaintext = alice_key
+
+    async def whoami(base_url):
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {plaintext}"}, timeout=30)
+        async with http, Client(streamable_http_client(f"{base_url}/mcp", http_client=http)) as c:
+            return await c.call_tool("whoami", {})
+
+    with gateway_in_a_thread() as base_url:
+        assert not async_to_sync(whoami)(base_url).is_error
+        # The key checks' pool, and the ORM thread that writes the audit trail.
+        assert other_sessions_on_the_test_database() >= 1
+    deadline = time.monotonic() + 5
+    while other_sessions_on_the_test_database() and time.monotonic() < deadline:
+        time.sleep(0.05)  # a backend ends a moment after its client hangs up
+    assert other_sessions_on_the_test_database() == 0
+    assert ToolCall.objects.get().tool == "whoami"  # written before it stopped

@@ -5,8 +5,9 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -56,10 +57,25 @@ def test_only_id_digest_and_last_four_are_stored(alice_key):
     assert plaintext not in str(key) and plaintext not in repr(key)
 
 
-def test_malformed_key_is_rejected_without_a_database_query(db, django_assert_num_queries):
+@pytest.mark.parametrize("checks", ["orm-thread", "own-pool"])
+def test_malformed_key_is_rejected_without_a_database_query(checks, db, django_assert_num_queries):
+    # The PostgreSQL checks are not running (no pool): a query would raise.
+    key_checks = auth.KeyChecks() if checks == "orm-thread" else auth.PostgresKeyChecks(connection)
     with django_assert_num_queries(0):
-        assert async_to_sync(auth.authenticate)("attp_" + "x" * 62) is None
-        assert async_to_sync(auth.authenticate)("not a key") is None
+        assert async_to_sync(key_checks.check)("attp_" + "x" * 62) is None
+        assert async_to_sync(key_checks.check)("not a key") is None
+
+
+@pytest.fixture(params=["orm-thread", "postgres"])
+def key_checks(request, monkeypatch):
+    """Each way the gateway checks keys: through the ORM's connection in its thread (any
+    database), and on a pool of its own in the event loop (PostgreSQL, as in production).
+    The second is skipped on SQLite, like every test marked `postgres`."""
+    if request.param == "orm-thread":
+        monkeypatch.setattr(auth, "key_checks", auth.KeyChecks)
+    else:
+        assert isinstance(auth.key_checks(), auth.PostgresKeyChecks)
+    return request.param
 
 
 @pytest.fixture
@@ -74,7 +90,7 @@ def unauthorized_body(raw):
 
 
 def test_wrong_unknown_malformed_and_revoked_keys_get_the_same_401(
-    alice_key, alice, unauthorized_body
+    key_checks, alice_key, alice, unauthorized_body
 ):
     key, plaintext = alice_key
     body = f"{PREFIX}{key.public_id}_{random_base62(43)}"
@@ -91,7 +107,7 @@ def test_wrong_unknown_malformed_and_revoked_keys_get_the_same_401(
     assert len(answers) == 1
 
 
-def test_revoked_key_fails_on_the_very_next_request(mcp, alice_key, alice, raw):
+def test_revoked_key_fails_on_the_very_next_request(key_checks, mcp, alice_key, alice, raw):
     key, plaintext = alice_key
     headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
     assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 200
@@ -101,7 +117,7 @@ def test_revoked_key_fails_on_the_very_next_request(mcp, alice_key, alice, raw):
     assert event.reason == "lost laptop" and event.detail["api_key"] == key.public_id
 
 
-def test_expired_key_fails(alice_connection, make_key, raw, time_machine):
+def test_expired_key_fails(key_checks, alice_connection, make_key, raw, time_machine):
     time_machine.move_to(timezone.now(), tick=False)
     _, plaintext = make_key(alice_connection, expires_at=timezone.now() + timedelta(days=1))
     headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
@@ -110,7 +126,9 @@ def test_expired_key_fails(alice_connection, make_key, raw, time_machine):
     assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 401
 
 
-def test_inactive_owner_key_fails_and_deactivation_revokes_keys(alice_key, alice, staff, raw):
+def test_inactive_owner_key_fails_and_deactivation_revokes_keys(
+    key_checks, alice_key, alice, staff, raw
+):
     key, plaintext = alice_key
     from connections.services import deactivate_user
 
@@ -121,7 +139,7 @@ def test_inactive_owner_key_fails_and_deactivation_revokes_keys(alice_key, alice
     assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 401
 
 
-def test_last_used_is_written_at_most_once_a_minute(alice_key, raw, time_machine):
+def test_last_used_is_written_at_most_once_a_minute(key_checks, alice_key, raw, time_machine):
     time_machine.move_to(timezone.now(), tick=False)
     key, plaintext = alice_key
     headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
@@ -137,6 +155,43 @@ def test_last_used_is_written_at_most_once_a_minute(alice_key, raw, time_machine
     raw("POST", "/mcp", json=INITIALIZE, headers=headers)
     key.refresh_from_db()
     assert key.last_used_at > first
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_request_makes_no_query_on_the_orm_connection(
+    alice_key, raw, django_assert_num_queries
+):
+    _, plaintext = alice_key
+    headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+    # The key check, and the first use's last_used_at, go through the gateway's own pool.
+    with django_assert_num_queries(0):
+        assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 200
+    assert ApiKey.objects.get().last_used_at is not None
+
+
+def terminate_key_check_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            [auth.PostgresKeyChecks.APPLICATION_NAME],
+        )
+        return len(cursor.fetchall())
+
+
+@pytest.mark.postgres
+def test_a_key_check_connection_closed_by_the_server_is_replaced(alice_key, mcp):
+    _, plaintext = alice_key
+
+    async def body(client):
+        first = await client.call_tool("whoami", {})
+        terminated = await sync_to_async(terminate_key_check_connections)()
+        # Its socket is now closed by the server; the next request still gets through.
+        second = await client.call_tool("whoami", {})
+        return first, terminated, second
+
+    first, terminated, second = mcp(plaintext, body)
+    assert not first.is_error and terminated >= 1
+    assert not second.is_error and second.structured_content["workspace_name"] == "Acme"
 
 
 # --- portal pages -----------------------------------------------------------------------
