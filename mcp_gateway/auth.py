@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db import connection as db
 from django.utils import timezone
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from connections.models import Connection
 
@@ -55,7 +55,8 @@ class KeyQuery:
     rows (bench/gateway.py, bench/README.md "Gateway"); executing prebuilt SQL and making
     the instances with `Model.from_db` costs ~0.25 ms. The columns come from the models'
     `_meta`, and values pass through the same database converters the ORM applies, so the
-    instances are what the ORM would have returned.
+    instances are what the ORM would have returned, whichever connection ran the query
+    (Django's, or the gateway's own pool on PostgreSQL: `PostgresKeyChecks`).
     """
 
     def __init__(self, connection) -> None:
@@ -245,6 +246,8 @@ class PostgresKeyChecks(KeyChecks):
             raise RuntimeError("the MCP server's lifespan is not running (uvicorn --lifespan on)")
         try:
             return await self._check(presented, public_id)
+        except PoolTimeout:
+            raise  # no connection to be had: the pool is already trying to make one
         except psycopg.OperationalError:
             # Connections the server closed (a restart, an idle timeout) fail their next
             # query. Have the pool test its idle ones and replace the broken, then try once

@@ -1,6 +1,7 @@
 """Portal API keys: format, storage, the portal pages, admin, command and revocation."""
 
 import re
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -10,11 +11,13 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
+from psycopg_pool import PoolTimeout
 
 from connections.models import AuditEvent
 from mcp_gateway import auth, services
 from mcp_gateway.models import PREFIX, ApiKey, checksum, random_base62
 
+from ..faults.harness import free_port
 from .test_endpoint import INITIALIZE, JSON
 
 KEY_REGEX = re.compile(r"^attp_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
@@ -192,6 +195,27 @@ def test_a_key_check_connection_closed_by_the_server_is_replaced(alice_key, mcp)
     first, terminated, second = mcp(plaintext, body)
     assert not first.is_error and terminated >= 1
     assert not second.is_error and second.structured_content["workspace_name"] == "Acme"
+
+
+@pytest.mark.postgres
+def test_while_the_database_is_unreachable_a_key_check_fails_after_a_bounded_wait(
+    alice_key, monkeypatch
+):
+    _, plaintext = alice_key
+    monkeypatch.setattr(auth.PostgresKeyChecks, "WAIT_SECONDS", 1)
+    unreachable = connection.copy()
+    unreachable.settings_dict = {**connection.settings_dict, "PORT": str(free_port())}
+    key_checks = auth.PostgresKeyChecks(unreachable)
+
+    async def check():
+        async with key_checks.running():
+            started = time.monotonic()
+            with pytest.raises(PoolTimeout):
+                await key_checks.check(plaintext)
+            return time.monotonic() - started
+
+    waited = async_to_sync(check)()
+    assert 1 <= waited < 2  # WAIT_SECONDS, once: no second try without a connection
 
 
 # --- portal pages -----------------------------------------------------------------------
