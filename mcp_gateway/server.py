@@ -8,6 +8,8 @@ from collections import defaultdict, deque
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DataError, IntegrityError, transaction
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
@@ -15,9 +17,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
 
 from connections import attio
+from connections.models import Connection
 
 from . import auth, tools
-from .models import ToolCall
+from .models import ApiKey, ToolCall
+
+User = get_user_model()
 
 logger = logging.getLogger(__name__)
 
@@ -104,8 +109,9 @@ class AuditTrail:
     lifespan (uvicorn's, on SIGTERM; or the end of `session_manager.run()`) writes every
     pending row before it ends. If the worker dies without one (SIGKILL, OOM kill, power
     loss), the rows not yet written are lost: those of the last FLUSH_SECONDS, plus a
-    write in progress (~0.5 s of calls at most). A failed write keeps its rows, in order,
-    for the next attempt.
+    write in progress (~0.5 s of calls at most). A write that fails (the database away)
+    keeps its rows, in order, for the next attempt; a row the database refuses is written
+    on its own, without its links if their rows were deleted, or dropped and logged.
     """
 
     FLUSH_SECONDS = 0.25
@@ -136,7 +142,44 @@ class AuditTrail:
 
     def write(self, rows: list[ToolCall]) -> None:
         auth.close_stale_database_connections()  # no request cycle does it here
-        ToolCall.objects.bulk_create(rows, batch_size=self.BATCH)
+        try:
+            with transaction.atomic():
+                ToolCall.objects.bulk_create(rows, batch_size=self.BATCH)
+        except (DataError, IntegrityError):
+            # A row the database refuses would hold back every row after it, at every
+            # retry: write them one by one instead. (A lost connection is an
+            # OperationalError and is retried whole.)
+            for row in rows:
+                self.write_one(row)
+
+    def write_one(self, row: ToolCall) -> None:
+        try:
+            with transaction.atomic():
+                self.unsaved(row).save(force_insert=True)
+            return
+        except IntegrityError:
+            # Its key, user or connection was deleted since the call: keep the record
+            # without the link, as the foreign keys' SET_NULL would have.
+            self.unsaved(row)
+            for field, model in (
+                ("owner_id", User),
+                ("api_key_id", ApiKey),
+                ("connection_id", Connection),
+            ):
+                if not model.objects.filter(pk=getattr(row, field)).exists():
+                    setattr(row, field, None)
+        except DataError:
+            logger.error("Dropped a tool call record the database refused (tool %r)", row.tool)
+            return
+        with transaction.atomic():
+            row.save(force_insert=True)
+
+    @staticmethod
+    def unsaved(row: ToolCall) -> ToolCall:
+        # An INSERT rolled back (the batch's, or the row's own) may have left its pk set.
+        row.pk = None
+        row._state.adding = True
+        return row
 
     async def _flush_every_interval(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -170,6 +213,13 @@ class AuditTrail:
 audit_trail = AuditTrail()
 
 
+def storable(text: str, limit: int) -> str:
+    """`text` as a text column can hold it: at most `limit` characters and no NUL, which
+    JSON can carry and PostgreSQL refuses. (The SDK's parser already refuses lone
+    surrogates, the other thing a UTF-8 column can't hold.)"""
+    return text.replace("\x00", "")[:limit]
+
+
 def error_result(text: str) -> dict:
     """A tool error as the SDK puts it on the wire (clients validate the exact shape)."""
     result = CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
@@ -189,7 +239,7 @@ async def gateway_policy(ctx, call_next):
         return await call_next(ctx)
 
     key = tools.current_key()
-    name = str((ctx.params or {}).get("name", ""))[:64]
+    name = storable(str((ctx.params or {}).get("name", "")), 64)
     started = time.monotonic()
     log = attio.CallLog()
     token = attio.call_log.set(log)
@@ -220,7 +270,7 @@ async def gateway_policy(ctx, call_next):
         tool=name,
         ok=not result.get("isError", False),
         attio_status=log.status,
-        error_code=error_code[:64],
+        error_code=storable(error_code, 64),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     return result

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from mcp_gateway.models import ToolCall
+
 from .test_endpoint import INITIALIZE, JSON
 
 
@@ -69,6 +71,22 @@ def test_unknown_method_is_method_not_found(post):
 def test_unknown_tool_is_a_tool_error(post):
     response = post(rpc("tools/call", {"name": "no_such_tool", "arguments": {}}))
     assert_clean_error(response)
+
+
+def test_a_tool_name_with_a_nul_is_refused_and_audited(post):
+    # JSON carries a NUL; PostgreSQL's text columns refuse it.
+    message = rpc("tools/call", {"name": "who\x00ami", "arguments": {}})
+    assert_clean_error(post(message))
+    assert_clean_error(post(rpc("tools/call", {"name": "no_such_tool", "arguments": {}})))
+    calls = ToolCall.objects.order_by("pk")
+    assert [(c.tool, c.ok) for c in calls] == [("whoami", False), ("no_such_tool", False)]
+
+
+def test_a_lone_surrogate_is_a_parse_error(post):
+    message = json.dumps(rpc("tools/call", {"name": "whoami\ud800", "arguments": {}}))
+    response = post(None, raw_body=message.encode())
+    assert_clean_error(response)
+    assert response.status_code == 400 and not ToolCall.objects.exists()
 
 
 def test_tool_call_with_wrong_argument_types_is_a_tool_error(post):

@@ -2,10 +2,12 @@
 audit trail of tool calls."""
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.forms.models import model_to_dict
 
 from mcp_gateway import tools
 from mcp_gateway.models import ToolCall
+from mcp_gateway.server import AuditTrail
 from tests.mcp_gateway.conftest import tool_text
 
 pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
@@ -235,3 +237,34 @@ def test_one_audit_row_per_call_without_arguments(run_tools, alice_key, fake_att
         stored = str(model_to_dict(row))
         for argument in (ada, MISSING, "Ada Lovelace", "Private title", "Private content"):
             assert argument not in stored
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # foreign keys are checked at commit
+def test_a_row_the_database_refuses_does_not_hold_back_the_others(alice_key, caplog):
+    key, _ = alice_key
+    trail = AuditTrail()
+    fields = {
+        "owner_id": key.owner_id,
+        "api_key_id": key.pk,
+        "connection_id": key.connection_id,
+        "ok": True,
+        "attio_status": 200,
+        "error_code": "",
+        "duration_ms": 5,
+    }
+    trail.add(tool="first", **fields)
+    trail.add(tool="nul\x00byte", **fields)  # PostgreSQL's text columns refuse NUL
+    trail.add(tool="orphan", **{**fields, "api_key_id": key.pk + 1000})  # a key deleted since
+    trail.add(tool="last", **fields)
+
+    async_to_sync(trail.flush)()
+
+    rows = ToolCall.objects.order_by("pk")
+    assert [(r.tool, r.api_key_id, r.owner_id) for r in rows] == [
+        ("first", key.pk, key.owner_id),
+        ("orphan", None, key.owner_id),
+        ("last", key.pk, key.owner_id),
+    ]
+    assert trail.pending == []  # nothing left to fail again at the next flush
+    assert "Dropped a tool call record" in caplog.text
