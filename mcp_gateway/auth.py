@@ -8,7 +8,7 @@ from datetime import datetime
 import psycopg
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db import connection as db
 from django.utils import timezone
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -177,6 +177,11 @@ def check_key_and_note_use(presented: str) -> ApiKey | None:
     return key
 
 
+class DatabaseUnavailable(Exception):
+    """A key could not be checked: the database did not answer. The request can be tried
+    again later; it is neither accepted nor refused."""
+
+
 class KeyChecks:
     """How the MCP server checks each request's key: through Django's connection, in the
     one thread that runs the gateway's ORM work (any database; SQLite in development)."""
@@ -185,10 +190,16 @@ class KeyChecks:
     _check_in_orm_thread = staticmethod(sync_to_async(check_key_and_note_use))
 
     async def check(self, presented: str) -> ApiKey | None:
-        """The active key (with its owner and connection loaded) or None."""
+        """The active key (with its owner and connection loaded) or None.
+
+        Raises DatabaseUnavailable if the database can't be reached.
+        """
         if public_id_of(presented) is None:
             return None  # malformed or mistyped: no thread hop, no query
-        return await self._check_in_orm_thread(presented)
+        try:
+            return await self._check_in_orm_thread(presented)
+        except (OperationalError, InterfaceError) as e:
+            raise DatabaseUnavailable from e
 
     @contextlib.asynccontextmanager
     async def running(self):
@@ -245,15 +256,18 @@ class PostgresKeyChecks(KeyChecks):
         if self.pool is None:
             raise RuntimeError("the MCP server's lifespan is not running (uvicorn --lifespan on)")
         try:
-            return await self._check(presented, public_id)
-        except PoolTimeout:
-            raise  # no connection to be had: the pool is already trying to make one
-        except psycopg.OperationalError:
-            # Connections the server closed (a restart, an idle timeout) fail their next
-            # query. Have the pool test its idle ones and replace the broken, then try once
-            # more: a database that is really away fails that try too.
-            await self.pool.check()
-            return await self._check(presented, public_id)
+            try:
+                return await self._check(presented, public_id)
+            except PoolTimeout:
+                raise  # no connection to be had: the pool is already trying to make one
+            except psycopg.OperationalError:
+                # Connections the server closed (a restart, an idle timeout) fail their
+                # next query. Have the pool test its idle ones and replace the broken, then
+                # try once more: a database that is really away fails that try too.
+                await self.pool.check()
+                return await self._check(presented, public_id)
+        except psycopg.OperationalError as e:
+            raise DatabaseUnavailable from e
 
     async def _check(self, presented: str, public_id: str) -> ApiKey | None:
         async with self.pool.connection() as conn:

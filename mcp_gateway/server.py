@@ -15,6 +15,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from connections import attio
 from connections.models import Connection
@@ -315,7 +316,7 @@ def build_server() -> MCPServer:
 
 
 def build_app(server: MCPServer):
-    return server.streamable_http_app(
+    app = server.streamable_http_app(
         streamable_http_path="/mcp",
         stateless_http=True,
         json_response=True,
@@ -326,6 +327,24 @@ def build_app(server: MCPServer):
         ),
         max_request_body_size=settings.MCP_MAX_REQUEST_BYTES,
     )
+    # The key check runs in the SDK's auth middleware, outside Starlette's per-route
+    # exception handling: only the outermost (500) handler sees what it raises.
+    app.add_exception_handler(Exception, server_error)
+    return app
+
+
+DATABASE_UNAVAILABLE = {
+    "error": "temporarily_unavailable",
+    "error_description": "The portal cannot check API keys right now (its database is not "
+    "answering). Try again in a little while.",
+}
+
+
+async def server_error(request, exc: Exception) -> Response:
+    """The answer to an unhandled error: 503 if the database is away, else a plain 500."""
+    if isinstance(exc, auth.DatabaseUnavailable):
+        return JSONResponse(DATABASE_UNAVAILABLE, status_code=503, headers={"Retry-After": "10"})
+    return PlainTextResponse("Internal Server Error", status_code=500)
 
 
 QUERY_REFUSED = (
@@ -406,6 +425,10 @@ def gateway_app(server: MCPServer):
             # answer to such a GET is 405 (an SSE stream here would just hang).
             if on_endpoint and scope["method"] == "GET":
                 return await respond(send, 405, METHOD_REFUSED, allow=b"POST")
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        except auth.DatabaseUnavailable:
+            # Already answered 503 (server_error); a line per request, not a traceback.
+            logger.warning("Answered 503: the database did not answer an API key check")
 
     return gateway

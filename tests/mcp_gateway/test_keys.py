@@ -11,7 +11,6 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
-from psycopg_pool import PoolTimeout
 
 from connections.models import AuditEvent
 from mcp_gateway import auth, services
@@ -197,25 +196,43 @@ def test_a_key_check_connection_closed_by_the_server_is_replaced(alice_key, mcp)
     assert not second.is_error and second.structured_content["workspace_name"] == "Acme"
 
 
+def unreachable_key_checks() -> auth.PostgresKeyChecks:
+    """Key checks on a database address where nothing listens."""
+    unreachable = connection.copy()
+    unreachable.settings_dict = {**connection.settings_dict, "PORT": str(free_port())}
+    return auth.PostgresKeyChecks(unreachable)
+
+
 @pytest.mark.postgres
 def test_while_the_database_is_unreachable_a_key_check_fails_after_a_bounded_wait(
     alice_key, monkeypatch
 ):
     _, plaintext = alice_key
     monkeypatch.setattr(auth.PostgresKeyChecks, "WAIT_SECONDS", 1)
-    unreachable = connection.copy()
-    unreachable.settings_dict = {**connection.settings_dict, "PORT": str(free_port())}
-    key_checks = auth.PostgresKeyChecks(unreachable)
+    key_checks = unreachable_key_checks()
 
     async def check():
         async with key_checks.running():
             started = time.monotonic()
-            with pytest.raises(PoolTimeout):
+            with pytest.raises(auth.DatabaseUnavailable):
                 await key_checks.check(plaintext)
             return time.monotonic() - started
 
     waited = async_to_sync(check)()
     assert 1 <= waited < 2  # WAIT_SECONDS, once: no second try without a connection
+
+
+@pytest.mark.postgres
+def test_while_the_database_is_unreachable_mcp_answers_503(alice_key, raw, monkeypatch, caplog):
+    _, plaintext = alice_key
+    monkeypatch.setattr(auth.PostgresKeyChecks, "WAIT_SECONDS", 1)
+    monkeypatch.setattr(auth, "key_checks", unreachable_key_checks)
+    headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
+    response = raw("POST", "/mcp", json=INITIALIZE, headers=headers)
+    assert response.status_code == 503 and response.headers["retry-after"] == "10"
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "Answered 503" in caplog.text
+    assert plaintext not in response.text + caplog.text
 
 
 # --- portal pages -----------------------------------------------------------------------
