@@ -135,10 +135,10 @@ class AuditTrail:
         if not rows:
             return
         try:
-            # One transaction: every row is written, or none (and they are kept).
             await sync_to_async(self.write)(rows)
         except BaseException:
-            self.pending[:0] = rows  # keep them, in order, for the next flush
+            # Not written (the database away): keep them, in order, for the next flush.
+            self.pending[:0] = rows
             raise
 
     def write(self, rows: list[ToolCall]) -> None:
@@ -150,18 +150,20 @@ class AuditTrail:
             # A row the database refuses would hold back every row after it, at every
             # retry: write them one by one instead. (A lost connection is an
             # OperationalError and is retried whole.)
-            for row in rows:
-                self.write_one(row)
+            for index, row in enumerate(rows):
+                try:
+                    self.write_one(row)
+                except BaseException:
+                    del rows[:index]  # written already: flush() keeps only the rest
+                    raise
 
     def write_one(self, row: ToolCall) -> None:
+        """Write one row; one the database refuses for good is dropped and logged."""
         try:
-            with transaction.atomic():
-                self.unsaved(row).save(force_insert=True)
-            return
+            self.insert(row)
         except IntegrityError:
-            # Its key, user or connection was deleted since the call: keep the record
-            # without the link, as the foreign keys' SET_NULL would have.
-            self.unsaved(row)
+            # Its key, user or connection may have been deleted since the call: keep the
+            # record without the link, as the foreign keys' SET_NULL would have.
             for field, model in (
                 ("owner_id", User),
                 ("api_key_id", ApiKey),
@@ -169,18 +171,24 @@ class AuditTrail:
             ):
                 if not model.objects.filter(pk=getattr(row, field)).exists():
                     setattr(row, field, None)
+            try:
+                self.insert(row)
+            except (DataError, IntegrityError):
+                self.drop(row)
         except DataError:
-            logger.error("Dropped a tool call record the database refused (tool %r)", row.tool)
-            return
+            self.drop(row)
+
+    @staticmethod
+    def insert(row: ToolCall) -> None:
+        # An INSERT rolled back (the batch's, or the row's own) may have left its pk set.
+        row.pk = None
+        row._state.adding = True
         with transaction.atomic():
             row.save(force_insert=True)
 
     @staticmethod
-    def unsaved(row: ToolCall) -> ToolCall:
-        # An INSERT rolled back (the batch's, or the row's own) may have left its pk set.
-        row.pk = None
-        row._state.adding = True
-        return row
+    def drop(row: ToolCall) -> None:
+        logger.error("Dropped a tool call record the database refused (tool %r)", row.tool)
 
     async def _flush_every_interval(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

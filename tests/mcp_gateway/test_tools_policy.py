@@ -3,6 +3,7 @@ audit trail of tool calls."""
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import OperationalError
 from django.forms.models import model_to_dict
 
 from mcp_gateway import tools
@@ -268,3 +269,30 @@ def test_a_row_the_database_refuses_does_not_hold_back_the_others(alice_key, cap
     ]
     assert trail.pending == []  # nothing left to fail again at the next flush
     assert "Dropped a tool call record" in caplog.text
+
+
+@pytest.mark.postgres
+def test_a_failure_while_writing_rows_one_by_one_never_writes_a_row_twice(alice_key, monkeypatch):
+    key, _ = alice_key
+    trail = AuditTrail()
+    for tool in ("first", "nul\x00byte", "second", "third"):
+        trail.add(owner_id=key.owner_id, tool=tool, ok=True, duration_ms=1)
+    insert = AuditTrail.insert
+    failed = []
+
+    def insert_losing_the_database_once(row):
+        if row.tool == "second" and not failed:
+            failed.append(row.tool)
+            raise OperationalError("the database went away")
+        insert(row)
+
+    monkeypatch.setattr(AuditTrail, "insert", staticmethod(insert_losing_the_database_once))
+    with pytest.raises(OperationalError):
+        async_to_sync(trail.flush)()
+    assert [row.tool for row in trail.pending] == ["second", "third"]
+    async_to_sync(trail.flush)()
+    assert list(ToolCall.objects.order_by("pk").values_list("tool", flat=True)) == [
+        "first",
+        "second",
+        "third",
+    ]
