@@ -21,7 +21,6 @@ Run as ``python -m bench.fake_server --workspaces 100 --latency 0.05``; it print
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 import time
 import uuid
@@ -29,7 +28,7 @@ import uuid
 import httpx
 
 from tests.fake_attio import FakeAttio
-from tests.fake_attio.server import base_url_of, make_server
+from tests.fake_attio.server import base_url_of, bind_socket, make_server
 
 
 def workspace_specs(count: int) -> list[dict[str, str]]:
@@ -99,20 +98,6 @@ class BenchFake(FakeAttio):
         return httpx.Response(200, json={"calls": self.log, "fake_peaks": peaks})
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Like tests.fake_attio.server.bind_socket, but with proto=IPPROTO_TCP.
-
-    asyncio turns Nagle's algorithm off (TCP_NODELAY) only on accepted sockets whose
-    listening socket says IPPROTO_TCP; ``socket.socket()`` says 0. With Nagle on, the
-    body that uvicorn writes after the headers waits for the client's delayed ACK:
-    every answer then takes ~40 ms more than the configured latency.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.fake_server")
     parser.add_argument("--workspaces", type=int, default=100)
@@ -122,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--nagle",
         action="store_true",
-        help="bind as tests/fake_attio does (Nagle on: ~40 ms more per answer)",
+        help="leave Nagle's algorithm on (~40 ms more per answer), as the fake did once",
     )
     args = parser.parse_args(argv)
     fake = BenchFake(
@@ -132,12 +117,7 @@ def main(argv: list[str] | None = None) -> None:
         token_shape="refreshing",
         access_token_lifetime=args.access_token_lifetime,
     )
-    if args.nagle:
-        from tests.fake_attio.server import bind_socket as bind_like_the_fake
-
-        sock = bind_like_the_fake("127.0.0.1", args.port)
-    else:
-        sock = bind_socket("127.0.0.1", args.port)
+    sock = bind_socket("127.0.0.1", args.port, nodelay=not args.nagle)
     print(f"BASE_URL {base_url_of(sock)}", flush=True)
     print(f"CLIENT {fake.client_id} {fake.client_secret}", flush=True)
     make_server(fake).run(sockets=[sock])

@@ -21,18 +21,10 @@ It prints ``BASE_URL <url>`` and ``RECORD <id of the seeded person "Ada Lovelace
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 
 from tests.fake_attio import FakeAttio
-from tests.fake_attio.server import base_url_of, make_server
-
-
-def bind_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    return sock
+from tests.fake_attio.server import base_url_of, bind_socket, make_server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     fake = FakeAttio(strict_spec=False, latency=args.latency)
     fake.add_api_key(token=args.token)
-    sock = bind_socket("127.0.0.1", args.port)
+    sock = bind_socket("127.0.0.1", args.port, nodelay=True)
     print(f"BASE_URL {base_url_of(sock)}", flush=True)
     print(f"RECORD {fake.record_id('people', 'Ada Lovelace')}", flush=True)
     make_server(fake).run(sockets=[sock])

@@ -85,24 +85,23 @@ def call_figures(
         figures.first, figures.last = min(every), max(every)
         figures.peak_total = peak_in_window(every)
     over, over_share = set(), set()
-    for workspace, times in reads.items():
-        peak, at = peak_window(times)
-        if peak > figures.peak_read:
-            figures.peak_read, figures.peak_read_workspace = peak, workspace
-            figures.peak_read_at = at - since
-        if peak > ATTIO_READS_PER_SECOND:
-            over.add(workspace)
-        if peak > shares[0]:
-            over_share.add(workspace)
-    for workspace, times in writes.items():
-        peak, at = peak_window(times)
-        if peak > figures.peak_write:
-            figures.peak_write, figures.peak_write_workspace = peak, workspace
-            figures.peak_write_at = at - since
-        if peak > ATTIO_WRITES_PER_SECOND:
-            over.add(workspace)
-        if peak > shares[1]:
-            over_share.add(workspace)
+    busiest = {}
+    for kind, per_workspace, budget, share in (
+        ("read", reads, ATTIO_READS_PER_SECOND, shares[0]),
+        ("write", writes, ATTIO_WRITES_PER_SECOND, shares[1]),
+    ):
+        best = (0, "", 0.0)  # (peak, workspace, seconds after `since`)
+        for workspace, times in per_workspace.items():
+            peak, at = peak_window(times)
+            if peak > best[0]:
+                best = (peak, workspace, at - since)
+            if peak > budget:
+                over.add(workspace)
+            if peak > share:
+                over_share.add(workspace)
+        busiest[kind] = best
+    figures.peak_read, figures.peak_read_workspace, figures.peak_read_at = busiest["read"]
+    figures.peak_write, figures.peak_write_workspace, figures.peak_write_at = busiest["write"]
     figures.workspaces_over_budget = len(over)
     figures.workspaces_over_share = len(over_share)
     figures.fake_peak_read = max((p["read"] for p in fake_peaks.values()), default=0)
