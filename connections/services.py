@@ -382,24 +382,20 @@ def will_refresh(refresh_token_sealed: str, expires_at, now) -> bool:
     return expires_at is None or expires_at <= now + settings.CONNECTION_REFRESH_MARGIN
 
 
-def sweep_one(
-    connection_id: int, *, workspace_id: str | None = None, refresh: bool | None = None
-) -> Outcome:
+def sweep_one(connection_id: int) -> Outcome:
     """ensure_fresh for the sweep, after waiting for the workspace's next free slot.
 
     The wait happens before the row is locked, so nothing is held while pacing.
     """
-    if workspace_id is None or refresh is None:
-        row = (
-            Connection.objects.filter(pk=connection_id)
-            .values_list("workspace_id", "refresh_token_sealed", "expires_at")
-            .first()
-        )
-        if row is None:
-            return Outcome.SKIPPED
-        workspace_id, sealed, expires_at = row
-        refresh = will_refresh(sealed, expires_at, timezone.now())
-    pacer.wait(workspace_id, write=refresh)
+    row = (
+        Connection.objects.filter(pk=connection_id)
+        .values_list("workspace_id", "refresh_token_sealed", "expires_at")
+        .first()
+    )
+    if row is None:
+        return Outcome.SKIPPED
+    workspace_id, sealed, expires_at = row
+    pacer.wait(workspace_id, write=will_refresh(sealed, expires_at, timezone.now()))
     return ensure_fresh(connection_id)
 
 
