@@ -52,7 +52,7 @@ from bench.support import (  # noqa: E402 (after the path fix above)
     recreate_database,
     set_up_portal,
 )
-from tests.faults.harness import free_port, stop  # noqa: E402
+from tests.faults.harness import free_port, percentile, stop  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
 BIN = Path(sys.executable).parent
@@ -281,11 +281,6 @@ def seed(args, fake: Fake, token: str) -> Seeded:
 # --- key verification, timed directly -------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
-
-
 def time_key_verification(seeded: Seeded, calls: int) -> dict:
     """The gateway's key checks and the SDK verifier over `calls` calls each, from this
     process: on the worker's own pool in the event loop (what production runs on
@@ -325,7 +320,7 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
             verify = (
                 key_checks.check if name == "check" else ApiKeyVerifier(key_checks).verify_token
             )
-            ms = asyncio.run(run(key_checks, verify))
+            ms = sorted(asyncio.run(run(key_checks, verify)))
             out[f"{name} ({label})"] = {
                 "calls": len(ms),
                 "p50_ms": round(percentile(ms, 50), 3),

@@ -16,7 +16,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import httpx
 import pytest
 
 from tests.fake_attio import FakeAttio
+from tests.faults.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -46,12 +46,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 START_TIMEOUT = 90
 STOP_TIMEOUT = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- the service's own database ---------------------------------------------------------
