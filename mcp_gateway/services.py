@@ -99,27 +99,44 @@ def revoke_keys(*, by, reason: str, ip: str | None = None, **which) -> int:
 def roll_api_key(
     key: ApiKey, *, by, overlap: timedelta = timedelta(hours=24), ip: str | None = None
 ) -> tuple[ApiKey, str]:
-    """Replace a key: the successor works at once, the old one until the overlap ends."""
-    if not key.is_active():
-        raise ApiKeyError("Only an active key can be rolled.")
-    successor, plaintext = create_api_key(
-        key.owner,
-        connection=key.connection,
-        name=key.name,
-        read_only=key.read_only,
-        expires_at=key.expires_at,
-        ip=ip,
-    )
-    ends = timezone.now() + overlap
-    ApiKey.objects.filter(pk=key.pk).exclude(expires_at__lt=ends).update(expires_at=ends)
-    record_event(
-        AuditEvent.Kind.KEY_ROLLED,
-        subject=key.owner,
-        connection=key.connection,
-        actor=by,
-        ip=ip,
-        api_key=key.public_id,
-        successor=successor.public_id,
-        old_key_expires_at=ends.isoformat(),
-    )
+    """Replace a key: the successor works at once, the old one until the overlap ends.
+
+    All or nothing, and once per key: the key's row is locked and read again, so a roll
+    racing a revocation or another roll of the same key (a double click) sees it.
+    """
+    with transaction.atomic():
+        key = (
+            ApiKey.objects.select_for_update(of=("self",))
+            .select_related("owner", "connection")
+            .get(pk=key.pk)
+        )
+        if not key.is_active():
+            raise ApiKeyError("Only an active key can be rolled.")
+        if AuditEvent.objects.filter(
+            kind=AuditEvent.Kind.KEY_ROLLED, detail__api_key=key.public_id
+        ).exists():
+            raise ApiKeyError(
+                f"The key “{key.name}” was rolled already and stops working when its overlap "
+                "ends. Roll its successor instead."
+            )
+        successor, plaintext = create_api_key(
+            key.owner,
+            connection=key.connection,
+            name=key.name,
+            read_only=key.read_only,
+            expires_at=key.expires_at,
+            ip=ip,
+        )
+        ends = timezone.now() + overlap
+        ApiKey.objects.filter(pk=key.pk).exclude(expires_at__lt=ends).update(expires_at=ends)
+        record_event(
+            AuditEvent.Kind.KEY_ROLLED,
+            subject=key.owner,
+            connection=key.connection,
+            actor=by,
+            ip=ip,
+            api_key=key.public_id,
+            successor=successor.public_id,
+            old_key_expires_at=ends.isoformat(),
+        )
     return successor, plaintext

@@ -9,12 +9,12 @@ import httpx
 import pytest
 from django.core import mail
 from django.db import DatabaseError
-from django.db import connection as db_connection
 from django.utils import timezone
 
 from connections import services, tasks
 from connections.models import AuditEvent, Connection
 from connections.services import Outcome
+from tests.threads import run_together
 
 
 def expiring(make_connection, owner, *, in_seconds: float, **overrides):
@@ -415,28 +415,6 @@ def test_sweep_retries_pending_upstream_revocations(alice, fake_attio, make_conn
 
 
 # --- real concurrency (PostgreSQL) -----------------------------------------------------
-
-
-def run_together(count: int, target) -> list:
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index: int):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target(index)
-        except Exception as e:  # noqa: BLE001 - reported by the assertion below
-            results[index] = e
-        finally:
-            db_connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a caller hung"
-    return results
 
 
 @pytest.mark.postgres

@@ -17,6 +17,7 @@ from mcp_gateway import auth, services
 from mcp_gateway.models import PREFIX, ApiKey, checksum, random_base62
 
 from ..faults.harness import free_port
+from ..threads import run_together
 from .test_endpoint import INITIALIZE, JSON
 
 KEY_REGEX = re.compile(r"^attp_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}$")
@@ -392,3 +393,62 @@ def test_a_revoked_key_cannot_be_rolled(client, alice, alice_key):
     response = client.post(reverse("mcp_gateway:key-roll", args=[key.pk]), follow=True)
     assert "Only an active key can be rolled" in response.text
     assert ApiKey.objects.count() == 1
+
+
+def test_a_key_revoked_after_the_page_loaded_it_is_not_rolled(alice, alice_key):
+    key, _ = alice_key
+    services.revoke_api_key(ApiKey.objects.get(pk=key.pk), by=alice)
+    with pytest.raises(services.ApiKeyError, match="Only an active key"):
+        services.roll_api_key(key, by=alice)  # `key` still says it is active
+    assert ApiKey.objects.count() == 1
+
+
+def test_a_key_is_rolled_once(client, alice, alice_key):
+    key, _ = alice_key
+    client.force_login(alice)
+    assert client.post(reverse("mcp_gateway:key-roll", args=[key.pk])).status_code == 200
+    again = client.post(reverse("mcp_gateway:key-roll", args=[key.pk]), follow=True)
+    assert "was rolled already" in again.text
+    assert "Roll its successor instead" in again.text
+    assert ApiKey.objects.count() == 2
+
+
+def test_a_roll_that_fails_midway_changes_nothing(alice, alice_key, monkeypatch):
+    key, plaintext = alice_key
+    record_event = services.record_event
+
+    def failing_on_roll(kind, **detail):
+        if kind == AuditEvent.Kind.KEY_ROLLED:
+            raise RuntimeError("the database went away")
+        return record_event(kind, **detail)
+
+    monkeypatch.setattr(services, "record_event", failing_on_roll)
+    with pytest.raises(RuntimeError):
+        services.roll_api_key(key, by=alice)
+    # No successor (nor its creation event), and the old key's expiry untouched.
+    assert list(ApiKey.objects.all()) == [key]
+    assert ApiKey.objects.get().expires_at is None
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_CREATED).exclude(
+        detail__api_key=key.public_id
+    )
+    assert auth.check_key(plaintext) is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_rolls_of_one_key_at_once_make_one_successor(alice, alice_key, monkeypatch):
+    key, _ = alice_key
+    create_api_key = services.create_api_key
+
+    def slow_create(*args, **kwargs):
+        created = create_api_key(*args, **kwargs)
+        time.sleep(0.3)  # both rolls are past their checks by now, unless one waits
+        return created
+
+    monkeypatch.setattr(services, "create_api_key", slow_create)
+    results = run_together(2, lambda _: services.roll_api_key(key, by=alice))
+    refused = [r for r in results if isinstance(r, services.ApiKeyError)]
+    assert len(refused) == 1, results
+    assert "was rolled already" in str(refused[0])
+    assert ApiKey.objects.count() == 2
+    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_ROLLED).count() == 1
