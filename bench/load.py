@@ -57,23 +57,6 @@ from tests.faults.harness import (  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
 
-# `uvicorn --workers N` binds its socket with proto 0, so asyncio leaves Nagle's algorithm on
-# in the workers (a single-process uvicorn gets TCP_NODELAY): this launcher binds it as
-# IPPROTO_TCP instead, to measure the difference.
-NODELAY_UVICORN = """
-import socket, sys
-import uvicorn.config
-def bind_socket(self):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((self.host, self.port))
-    sock.set_inheritable(True)
-    return sock
-uvicorn.config.Config.bind_socket = bind_socket
-from uvicorn.main import main
-sys.exit(main())
-"""
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -86,10 +69,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chaos-seed", type=int, default=1)
     p.add_argument("--latency", type=float, default=0.0, help="fake Attio latency, seconds")
     p.add_argument(
-        "--listen-nodelay",
+        "--bare-uvicorn",
         action="store_true",
-        help="run uvicorn with its listening socket made as IPPROTO_TCP, so Nagle's algorithm "
-        "is off in the workers (see bench/README.md)",
+        help="run the `uvicorn` command itself instead of `python -m attio_portal.serve`: with "
+        "several workers, Nagle's algorithm stays on in them (see bench/README.md)",
     )
     p.add_argument("--database", default="portal_bench_load")
     p.add_argument("--admin-url", default=ADMIN_URL, help="a database the role can connect to")
@@ -333,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
         log_path = workdir / "uvicorn.log"
         with open(log_path, "w") as log:
-            launcher = [str(BIN / "python"), "-c", NODELAY_UVICORN] if args.listen_nodelay else None
+            launcher = [str(BIN / "uvicorn")] if args.bare_uvicorn else None
             web = start_uvicorn(env, port, log, workers=args.workers, launcher=launcher)
         CPU_GROUPS[web.pid] = "gateway"
         # The MCP app's own metadata: Django's pages want collected static files with DEBUG off.

@@ -79,10 +79,11 @@ def kill_group(process: subprocess.Popen) -> None:
 def start_uvicorn(
     env: dict[str, str], port: int, log, workers: int = 2, launcher: list[str] | None = None
 ) -> subprocess.Popen:
-    """The portal's ASGI app under uvicorn (`launcher` replaces the `uvicorn` command)."""
+    """The portal's ASGI app under uvicorn, started as in production (`python -m
+    attio_portal.serve`) unless `launcher` gives another command."""
     return spawn(
         [
-            *(launcher or [str(BIN / "uvicorn")]),
+            *(launcher or [str(BIN / "python"), "-m", "attio_portal.serve"]),
             "attio_portal.asgi:application",
             "--host",
             "127.0.0.1",
