@@ -53,7 +53,7 @@ def dashboard(request):
             "revoked": revoked,
             "oauth_configured": bool(settings.ATTIO_CLIENT_ID),
             "api_keys": request.user.api_keys.filter(revoked_at__isnull=True)
-            .select_related("connection")
+            .select_related("connection", "replaced_by")
             .order_by("-created_at"),
             "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
         },

@@ -48,6 +48,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "display_id",
         "created_at",
         "expires_at",
+        "replaced_by",
         "last_used_at",
         "revoked_at",
         "revoked_reason",

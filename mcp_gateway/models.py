@@ -104,6 +104,16 @@ class ApiKey(models.Model):
     form_nonce = models.CharField(  # noqa: DJ001
         max_length=64, null=True, unique=True, editable=False
     )
+    # Set when the key is rolled: the key that replaces it (this one then works until
+    # the overlap ends). A key is rolled once.
+    replaced_by = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from connections.models import AuditEvent, Connection
@@ -112,9 +113,7 @@ def roll_api_key(
         )
         if not key.is_active():
             raise ApiKeyError("Only an active key can be rolled.")
-        if AuditEvent.objects.filter(
-            kind=AuditEvent.Kind.KEY_ROLLED, detail__api_key=key.public_id
-        ).exists():
+        if key.replaced_by_id is not None:
             raise ApiKeyError(
                 f"The key “{key.name}” was rolled already and stops working when its overlap "
                 "ends. Roll its successor instead."
@@ -128,7 +127,9 @@ def roll_api_key(
             ip=ip,
         )
         ends = timezone.now() + overlap
-        ApiKey.objects.filter(pk=key.pk).exclude(expires_at__lt=ends).update(expires_at=ends)
+        ApiKey.objects.filter(pk=key.pk).update(
+            replaced_by=successor, expires_at=Least(Coalesce("expires_at", ends), ends)
+        )
         record_event(
             AuditEvent.Kind.KEY_ROLLED,
             subject=key.owner,

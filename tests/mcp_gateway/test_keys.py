@@ -384,6 +384,29 @@ def test_rolling_a_key_overlaps_then_retires_the_old_one(
     assert event.detail["api_key"] == old.public_id
     new = ApiKey.objects.exclude(pk=old.pk).get()
     assert (new.name, new.read_only, new.connection) == (old.name, old.read_only, old.connection)
+    old.refresh_from_db()
+    assert old.replaced_by == new
+
+
+def test_the_dashboard_shows_a_rolled_key_as_replaced(client, alice, alice_key):
+    old, _ = alice_key
+    client.force_login(alice)
+    client.post(reverse("mcp_gateway:key-roll", args=[old.pk]))
+    new = ApiKey.objects.exclude(pk=old.pk).get()
+    page = client.get(reverse("dashboard")).text
+    assert f"replaced by “{new.name}” <code>{new.display_id}</code>" in page
+    # One Roll button: the successor's.
+    assert page.count(reverse("mcp_gateway:key-roll", args=[new.pk])) == 1
+    assert reverse("mcp_gateway:key-roll", args=[old.pk]) not in page
+
+
+def test_rolling_keeps_an_earlier_expiry(alice, alice_connection, make_key):
+    soon = timezone.now() + timedelta(hours=2)
+    key, _ = make_key(alice_connection, expires_at=soon)
+    successor, _ = services.roll_api_key(key, by=alice)
+    key.refresh_from_db()
+    assert key.expires_at == soon and successor.expires_at == soon
+    assert key.replaced_by == successor
 
 
 def test_a_revoked_key_cannot_be_rolled(client, alice, alice_key):
