@@ -200,6 +200,32 @@ def test_step2b_reloading_the_new_key_page_creates_no_second_key(journey, servic
     )
 
 
+def test_step2c_a_rolled_key_shows_as_replaced_until_it_ends(journey, service, pages):
+    journey.require("keys")
+    page = journey.alice
+    journey.keys["to-roll"] = create_key(page, service, pages, "Nightly export", "read_only")
+    page.goto(f"{service.base_url}/")
+    keys_card = page.locator("section.card", has_text="API keys")
+    rows = keys_card.locator("tbody tr", has_text="Nightly export")
+    rows.get_by_role("button", name="Roll").click()
+    expect(page.locator("h1")).to_have_text("Your new API key: Nightly export")
+    expect(page.locator("main")).to_contain_text("keeps working until")
+    successor = page.locator("#key").inner_text().strip()
+    journey.keys["rolled-successor"] = successor
+    assert KEY_PATTERN.fullmatch(successor) and successor != journey.keys["to-roll"]
+    pages.snap(page, "key-rolled", shows_new_key=True)
+
+    page.get_by_role("link", name="Done").click()
+    page.wait_for_url(f"{service.base_url}/")
+    expect(rows).to_have_count(2)
+    successor_id = successor[: successor.rindex("_")]
+    expect(rows.filter(has_text="replaced by")).to_contain_text(successor_id)
+    # Only the successor can be rolled now.
+    expect(rows.get_by_role("button", name="Roll")).to_have_count(1)
+    expect(rows.filter(has_text="replaced by").get_by_role("button", name="Roll")).to_have_count(0)
+    pages.snap(page, "dashboard-rolled-key")
+
+
 def test_step3_mcp_client_reads_and_writes_with_the_keys(journey, service):
     journey.require("keys")
     base = service.base_url
