@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
 from connections.models import AuditEvent, Connection
@@ -126,10 +125,11 @@ def roll_api_key(
             expires_at=key.expires_at,
             ip=ip,
         )
+        # The overlap never lengthens a key's life; read under the lock, so exact.
         ends = timezone.now() + overlap
-        ApiKey.objects.filter(pk=key.pk).update(
-            replaced_by=successor, expires_at=Least(Coalesce("expires_at", ends), ends)
-        )
+        if key.expires_at is not None:
+            ends = min(ends, key.expires_at)
+        ApiKey.objects.filter(pk=key.pk).update(replaced_by=successor, expires_at=ends)
         record_event(
             AuditEvent.Kind.KEY_ROLLED,
             subject=key.owner,

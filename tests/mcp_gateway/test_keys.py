@@ -407,6 +407,8 @@ def test_rolling_keeps_an_earlier_expiry(alice, alice_connection, make_key):
     key.refresh_from_db()
     assert key.expires_at == soon and successor.expires_at == soon
     assert key.replaced_by == successor
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_ROLLED)
+    assert event.detail["old_key_expires_at"] == soon.isoformat()
 
 
 def test_a_revoked_key_cannot_be_rolled(client, alice, alice_key):
