@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run demo test lint fmt migrations-check migrate worker beat web
+.PHONY: install run demo test lint fmt migrations-check migrate worker beat web attio-spec
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] >= (3, 11), "Python 3.11+ is needed"' \
@@ -20,23 +20,13 @@ install: $(VENV)/.installed
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-run: migrate
-	@echo ""
-	@echo "  Attio Portal is starting: open http://127.0.0.1:$${PORTAL_PORT:-8000}/"
-	@echo "  First time? Create an admin in another terminal with:"
-	@echo "      $(BIN)/python manage.py createsuperuser"
-	@echo "  Ctrl-C stops the web server, the Celery worker and Celery beat."
-	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start
+# Ports: PORTAL_PORT (8000) and FAKE_ATTIO_PORT (8765), from the shell or .env.
+# Both check the ports and migrate before they start anything.
+run: install
+	@$(BIN)/python -m attio_portal.devserver run
 
-demo: migrate
-	@echo ""
-	@echo "  Attio Portal against the fake Attio: open http://127.0.0.1:8000/"
-	@echo "  Create an admin first if you haven't: $(BIN)/python manage.py createsuperuser"
-	@echo "  'Connect Attio' leads to the fake's consent page (pick Acme or Globex)."
-	@echo "  Ctrl-C stops everything."
-	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile.demo -e demo.env start
+demo: install
+	@$(BIN)/python -m attio_portal.devserver demo
 
 test: install
 	$(BIN)/python -m pytest
@@ -58,3 +48,8 @@ worker: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start worker
 beat: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho -f Procfile start beat
+
+# Download Attio's OpenAPI document afresh, check it and show what changed
+# (connections/openapi/SOURCE.md). ARGS=--dry-run writes nothing.
+attio-spec: install
+	$(BIN)/python -m connections.openapi.refresh $(ARGS)

@@ -31,7 +31,9 @@ ALLOWED_HOSTS = env.list(
 )
 # The public URL of the portal: the OAuth redirect URI and the MCP endpoint URL are
 # built from it, so it must be the address users and MCP clients actually reach.
-PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# The port `make run` and `make demo` serve on (attio_portal/devserver.py).
+PORTAL_PORT = env.int("PORTAL_PORT", default=8000)
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default=f"http://127.0.0.1:{PORTAL_PORT}").rstrip("/")
 
 # AES-256-GCM keys for OAuth tokens at rest, newest first; older keys only decrypt.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or (
@@ -273,6 +275,24 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(VAR_DIR / "celerybeat-schedule")
 )
+
+
+def _make_folders_for_local_state() -> None:
+    """Create the folders the local files above live in (var/ in a fresh clone)."""
+    folders = [Path(CELERY_BEAT_SCHEDULE_FILENAME).parent]
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        name = str(DATABASES["default"]["NAME"])
+        if name and name != ":memory:" and not name.startswith("file:"):
+            folders.append(Path(name).parent)
+    folders += [Path(v) for k, v in CELERY_BROKER_TRANSPORT_OPTIONS.items() if "folder" in k]
+    if EMAIL_BACKEND.endswith("filebased.EmailBackend"):
+        folders.append(Path(EMAIL_FILE_PATH))
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
+_make_folders_for_local_state()
+
 # Keeping connections fresh (see connections/services.py ensure_fresh).
 # Refresh a token this long before it expires.
 CONNECTION_REFRESH_MARGIN = timedelta(

@@ -7,7 +7,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-# Attio's budget per workspace (shared/attio/API-NOTES.md B.2).
+# Attio's budget per workspace (https://docs.attio.com/rest-api/guides/rate-limiting).
 ATTIO_READS_PER_SECOND = 100
 ATTIO_WRITES_PER_SECOND = 25
 

@@ -5,7 +5,8 @@
 ``server.py`` all wrap it. Hosts are ignored: one fake answers ``app.attio.com``
 paths (``/authorize``, ``/oauth/...``) and ``api.attio.com`` paths (``/v2/...``).
 
-Behaviour follows shared/attio/API-NOTES.md. Where Attio documents nothing (401
+Behaviour follows Attio's docs (https://docs.attio.com/rest-api/guides/configuring-oauth,
+the OAuth endpoint pages and the OpenAPI document). Where Attio documents nothing (401
 bodies, refresh tokens), the choices are marked in comments.
 
 All state sits behind one lock because tests call the fake from many threads.

@@ -1,9 +1,7 @@
 """Check requests and responses against Attio's published OpenAPI document.
 
-The document lives beside the repository checkout at ``../shared/attio/openapi.json``
-(also in CI). It is Attio's material, kept as reference data, so it is read from there
-at test time and never copied into the repository. ``ATTIO_OPENAPI_PATH`` overrides the
-location.
+The document is the copy bundled in ``connections/openapi/`` (see its SOURCE.md), read
+through ``connections.openapi``; ``ATTIO_OPENAPI_PATH`` overrides the location.
 
 Only ``api.attio.com/v2/...`` is described by the document; the OAuth endpoints on
 ``app.attio.com`` are not, so nothing here knows about them.
@@ -16,12 +14,9 @@ whole document, registered once with ``referencing``.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -30,8 +25,9 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
+from connections.openapi import load_attio_spec
+
 __all__ = [
-    "SPEC_PATH",
     "Operation",
     "SpecViolationError",
     "find_operation",
@@ -39,11 +35,6 @@ __all__ = [
     "validate_request",
     "validate_response",
 ]
-
-SPEC_PATH = Path(
-    os.environ.get("ATTIO_OPENAPI_PATH")
-    or Path(__file__).resolve().parents[2].parent / "shared/attio/openapi.json"
-)
 
 # The URI under which the whole document is registered; $refs resolve against it.
 _SPEC_URI = "urn:attio:openapi"
@@ -87,16 +78,7 @@ class _Template:
     literal_segments: int
 
 
-@functools.cache
-def load_spec() -> dict[str, Any]:
-    """Load and cache the OpenAPI document."""
-    if not SPEC_PATH.is_file():
-        raise FileNotFoundError(
-            f"Attio's OpenAPI document was not found at {SPEC_PATH}. It is expected "
-            "in shared/attio/ beside the repository checkout (or set "
-            "ATTIO_OPENAPI_PATH)."
-        )
-    return json.loads(SPEC_PATH.read_text(encoding="utf-8"))
+load_spec = load_attio_spec
 
 
 @functools.cache
