@@ -44,8 +44,8 @@ def test_no_tracked_file_outside_bench_refers_to_files_beside_the_checkout():
 
 
 def test_the_reference_pattern_catches_what_it_is_for():
-    assert OUTSIDE_REFERENCE.search("read ../" + "shared/attio/openapi.json")
-    assert OUTSIDE_REFERENCE.search("see shared/" + "attio/API-NOTES.md")
+    assert OUTSIDE_REFERENCE.search("read ../" + "shared" + "/attio/openapi.json")
+    assert OUTSIDE_REFERENCE.search("see shared" + "/attio/API-NOTES.md")
     assert not OUTSIDE_REFERENCE.search("a shared pool; shared_task")
 
 
