@@ -147,7 +147,8 @@ def disconnect(request, pk: int):
         services.revoke_connection(connection, by=request.user, ip=services.client_ip(request))
         messages.success(
             request,
-            f"Disconnected “{connection.workspace_name}”. Its token is deleted.",
+            f"Disconnected “{connection.workspace_name}”: its token is deleted and its API keys "
+            "are revoked.",
         )
         return redirect("dashboard")
     return render(request, "connections/disconnect.html", {"connection": connection})

@@ -28,11 +28,12 @@ class ApiKeyForm(forms.Form):
     )
     access = forms.ChoiceField(
         choices=[
-            ("read_write", "Read and write: the assistant may create, change and delete"),
             ("read_only", "Read only: the assistant may only look"),
+            ("read_write", "Read and write: the assistant may create, change and delete"),
         ],
         widget=forms.RadioSelect,
-        initial="read_write",
+        # Least privilege: writing is something the user asks for.
+        initial="read_only",
     )
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires")
     # One-time id of this form: a reload that posts it again creates nothing.

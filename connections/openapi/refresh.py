@@ -25,7 +25,7 @@ class RefreshError(Exception):
 
 
 def operations(document: dict) -> set[str]:
-    """"METHOD /path" for every operation the document describes."""
+    """Every operation the document describes, as "METHOD /path"."""
     return {
         f"{method.upper()} {path}"
         for path, item in document.get("paths", {}).items()

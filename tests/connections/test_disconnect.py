@@ -60,6 +60,10 @@ def test_get_shows_a_confirmation_page_and_changes_nothing(
     assert response.status_code == 200
     assert "Disconnect “Acme”?" in response.text
     assert "asks Attio to revoke it" in response.text
+    # What happens to the keys: revoke_connection revokes them, and reconnecting won't
+    # bring them back.
+    assert "Its API keys are revoked for good" in response.text
+    assert "stop working until" not in response.text
     assert '<form method="post">' in response.text
     alice_connection.refresh_from_db()
     assert alice_connection.status == Connection.Status.ACTIVE
@@ -81,7 +85,9 @@ def test_disconnect_revokes_once_at_attio_and_destroys_the_tokens(
     response = client.post(disconnect_url(connection), follow=True)
 
     assert response.redirect_chain == [(reverse("dashboard"), 302)]
-    assert "Disconnected “Acme”. Its token is deleted." in response.text
+    assert "Disconnected “Acme”: its token is deleted and its API keys are revoked." in (
+        response.text
+    )
     assert fake_attio.count("revoke") == 1
     assert fake_attio.last("revoke").form["token"] == token
     assert fake_attio.token_info(token).active is False
