@@ -1,12 +1,17 @@
-"""A presented API key -> its ApiKey row (with its owner and connection), or None."""
+"""A presented API key -> its ApiKey row (with its owner and connection), or None.
+
+A key its holder may no longer use (revoked, rolled, expired) raises KeyRefused instead,
+so the 401 can say why; only refusals do any work to tell them apart.
+"""
 
 import contextlib
 import hmac
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 
 import psycopg
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db import connection as db
@@ -114,12 +119,50 @@ class KeyQuery:
         return key
 
 
+class KeyRefused(Exception):
+    """The presented key is a real one, presented by someone who holds it (its checksum,
+    row and secret all match), but it may no longer be used: revoked, rolled past its
+    overlap, or expired. Only such a refusal says why (`description`, for the 401): any
+    other key, made up or with a wrong secret, gets the generic answer, so a guess learns
+    nothing."""
+
+    def __init__(self, key: ApiKey) -> None:
+        super().__init__(f"API key {key.public_id} may no longer be used")
+        self.key = key
+
+    @property
+    def description(self) -> str:
+        # Plain ASCII, no quotes or backslashes: it goes in a WWW-Authenticate header.
+        key = self.key
+        dashboard = f"{settings.PORTAL_BASE_URL}/"
+        if key.revoked_at is not None:
+            return (
+                f"This API key was revoked. Create a new one on the portal dashboard: {dashboard}"
+            )
+        ended = f"{key.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        if key.replaced_by_id is not None:
+            return (
+                f"This API key was rolled: it was replaced by a new key and stopped working "
+                f"at {ended}. Use the new key, or create one on the portal dashboard: "
+                f"{dashboard}"
+            )
+        return (
+            f"This API key expired at {ended}. Create a new one on the portal dashboard: "
+            f"{dashboard}"
+        )
+
+
 def accept(presented: str, key: ApiKey | None, now: datetime) -> ApiKey | None:
-    """The key if it is the one presented and may be used now, else None."""
+    """The key if it is the one presented and may be used now, else None.
+
+    Raises KeyRefused if it is the one presented but revoked, rolled or expired.
+    """
     if key is None or not hmac.compare_digest(key.digest, key_digest(presented)):
         return None
-    if not key.is_active(now) or not key.owner.is_active:
-        return None
+    if not key.owner.is_active:
+        return None  # a deactivated user's: nothing they can do about it on the portal
+    if not key.is_active(now):
+        raise KeyRefused(key)
     return key
 
 
@@ -144,7 +187,10 @@ def key_query(connection) -> KeyQuery:
 
 
 def check_key(presented: str) -> ApiKey | None:
-    """The active key for `presented`, or None: one query, in the caller's thread."""
+    """The active key for `presented`, or None: one query, in the caller's thread.
+
+    Raises KeyRefused for the right key revoked, rolled or expired.
+    """
     public_id = public_id_of(presented)
     if public_id is None:
         return None
@@ -192,7 +238,8 @@ class KeyChecks:
     async def check(self, presented: str) -> ApiKey | None:
         """The active key (with its owner and connection loaded) or None.
 
-        Raises DatabaseUnavailable if the database can't be reached.
+        Raises KeyRefused for the right key revoked, rolled or expired, and
+        DatabaseUnavailable if the database can't be reached.
         """
         if public_id_of(presented) is None:
             return None  # malformed or mistyped: no thread hop, no query

@@ -2,9 +2,12 @@
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 import time
 from collections import defaultdict, deque
+from contextvars import ContextVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -13,8 +16,10 @@ from django.db import DataError, IntegrityError, transaction
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
+from pydantic import ValidationError
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from connections import attio
@@ -39,6 +44,18 @@ def mcp_url() -> str:
     return f"{settings.PORTAL_BASE_URL}/mcp"
 
 
+class Refusal:
+    """Why this request's key was refused, when the key check found that its holder may
+    be told (auth.KeyRefused); the request's 401 then says so."""
+
+    description: str | None = None
+
+
+# The current request's Refusal: set by `gateway_app`, filled in by `ApiKeyVerifier`
+# (which the SDK calls with the token only).
+current_refusal: ContextVar[Refusal | None] = ContextVar("current_refusal", default=None)
+
+
 class ApiKeyVerifier:
     """The SDK's TokenVerifier, backed by portal API keys."""
 
@@ -46,7 +63,13 @@ class ApiKeyVerifier:
         self.key_checks = key_checks
 
     async def verify_token(self, token: str) -> AccessToken | None:
-        key = await self.key_checks.check(token)
+        try:
+            key = await self.key_checks.check(token)
+        except auth.KeyRefused as refused:
+            refusal = current_refusal.get()
+            if refusal is not None:
+                refusal.description = refused.description
+            return None
         if key is None:
             return None
         return AccessToken(
@@ -301,9 +324,26 @@ def lifespan(key_checks: auth.KeyChecks):
     return running
 
 
+class GatewayServer(MCPServer):
+    """The SDK's server, answering arguments that don't fit a tool in the portal's words."""
+
+    async def call_tool(self, name: str, arguments: dict, context=None):
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            # The SDK raises a plain ToolError over pydantic's ValidationError when the
+            # arguments don't fit the tool's signature, and puts its text on the wire.
+            # Every other failure, and every call that succeeds, passes through as is.
+            if type(e) is not ToolError or not isinstance(e.__cause__, ValidationError):
+                raise
+            message = tools.argument_errors(e.__cause__)
+            # From the ValidationError still, which the SDK logs (field names only).
+            raise ToolError(f"Error executing tool {name}: {message}") from e.__cause__
+
+
 def build_server() -> MCPServer:
     key_checks = auth.key_checks()
-    server = MCPServer(
+    server = GatewayServer(
         name="attio-portal",
         title="Attio (via Attio Portal)",
         instructions=INSTRUCTIONS,
@@ -399,12 +439,45 @@ def failure_keys(scope) -> list[str]:
     return keys
 
 
-def count_unauthorized(send, on_failure):
-    """Wrap `send` to call `on_failure` when the answer is a 401."""
+def explained(start: dict, body: bytes, description: str) -> tuple[dict, bytes]:
+    """The SDK's 401 (its start message and body), saying `description` instead of its
+    generic error_description, in the WWW-Authenticate header and the JSON body alike.
+    Everything else is kept: the same status, headers and fields as any other 401."""
+    answer = json.loads(body)
+    answer["error_description"] = description
+    body = json.dumps(answer).encode()
+    quoted = f'error_description="{description}"'.encode()
+    headers = []
+    for name, value in start["headers"]:
+        if name == b"www-authenticate":
+            value = re.sub(rb'error_description="[^"]*"', lambda _: quoted, value)
+        elif name == b"content-length":
+            value = str(len(body)).encode()
+        headers.append((name, value))
+    return {**start, "headers": headers}, body
+
+
+def watch_unauthorized(send, on_failure, refusal: Refusal):
+    """Wrap `send` to call `on_failure` when the answer is a 401, and to have that 401
+    say why the key was refused when `refusal` has been filled in."""
+    start = None
+    body = b""
 
     async def watching_send(message):
+        nonlocal start, body
         if message["type"] == "http.response.start" and message["status"] == 401:
             on_failure()
+            if refusal.description is not None:
+                start = message  # held back until the body is known: its length changes
+                return
+        if start is not None and message["type"] == "http.response.body":
+            body += message.get("body", b"")
+            if message.get("more_body"):
+                return
+            answer_start, answer_body = explained(start, body, refusal.description)
+            await send(answer_start)
+            await send({"type": "http.response.body", "body": answer_body})
+            return
         await send(message)
 
     return watching_send
@@ -417,6 +490,7 @@ def gateway_app(server: MCPServer):
     failures = RateLimiter()
 
     async def gateway(scope, receive, send):
+        refusal = Refusal()
         if scope["type"] == "http":
             on_endpoint = scope["path"].startswith("/mcp")
             if on_endpoint:
@@ -424,7 +498,7 @@ def gateway_app(server: MCPServer):
                 limit = settings.MCP_AUTH_FAILURES_PER_MINUTE
                 if any(failures.exceeded(key, limit) for key in keys):
                     return await respond(send, 429, TOO_MANY_FAILURES, retry_after=b"60")
-                send = count_unauthorized(send, lambda: [failures.record(k) for k in keys])
+                send = watch_unauthorized(send, lambda: [failures.record(k) for k in keys], refusal)
             # Keys belong in the Authorization header: a key in a URL ends up in logs
             # and browser history, so a query string is refused outright.
             if on_endpoint and scope.get("query_string"):
@@ -433,10 +507,13 @@ def gateway_app(server: MCPServer):
             # answer to such a GET is 405 (an SSE stream here would just hang).
             if on_endpoint and scope["method"] == "GET":
                 return await respond(send, 405, METHOD_REFUSED, allow=b"POST")
+        token = current_refusal.set(refusal)
         try:
             await app(scope, receive, send)
         except auth.DatabaseUnavailable:
             # Already answered 503 (server_error); a line per request, not a traceback.
             logger.warning("Answered 503: the database did not answer an API key check")
+        finally:
+            current_refusal.reset(token)
 
     return gateway

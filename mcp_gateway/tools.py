@@ -18,7 +18,8 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from connections import attio, services
 from connections.models import Connection
@@ -32,22 +33,20 @@ T = TypeVar("T")
 
 # Identifiers go into URL paths: letters, digits, '-' and '_' only, so no argument can
 # steer a request anywhere but the Attio endpoint it names.
+SLUG_PATTERN = r"^[A-Za-z0-9_-]+$"
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+MEMBER_PATTERN = rf"^[^\s@]+@[^\s@]+$|{UUID_PATTERN}"
+
 Slug = Annotated[
     str,
     Field(
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_-]+$",
+        pattern=SLUG_PATTERN,
         description="An API slug (e.g. `people`) or a UUID",
     ),
 ]
-Uuid = Annotated[
-    str,
-    Field(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        description="A UUID",
-    ),
-]
+Uuid = Annotated[str, Field(pattern=UUID_PATTERN, description="A UUID")]
 
 
 # --- Registry ---------------------------------------------------------------------------
@@ -102,6 +101,95 @@ def exists(name: str) -> bool:
 def is_read_only(name: str | None) -> bool:
     spec = REGISTRY.get(name or "")
     return spec is not None and bool(spec.annotations.read_only_hint)
+
+
+# --- Arguments that don't fit a tool's signature ------------------------------------------
+
+# The SDK validates a call's arguments against the tool function's signature; its
+# ValidationError text (pydantic's wording, input echoes, links to pydantic's docs) is
+# rewritten here, a line per argument. Only failed calls get here (server.GatewayServer).
+
+PATTERN_PROBLEMS = {
+    SLUG_PATTERN: "must be a slug or a UUID (letters, digits, '-' and '_' only)",
+    UUID_PATTERN: "must be a UUID",
+    MEMBER_PATTERN: "must be a workspace member's UUID or email address",
+}
+DATE_TIME_PROBLEM = "must be an ISO 8601 date or date-time, e.g. 2025-06-30T17:00:00Z"
+TYPE_PROBLEMS = {
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be an object",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "extra_forbidden": "unknown field",
+}
+
+
+def argument_problem(error: ErrorDetails) -> str:
+    """What is wrong with one argument, in the portal's words (pydantic's as a last resort)."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return "required"
+    if kind in TYPE_PROBLEMS:
+        return TYPE_PROBLEMS[kind]
+    if kind == "string_pattern_mismatch":
+        return PATTERN_PROBLEMS.get(ctx.get("pattern"), "is not in the expected form")
+    if kind in ("string_too_short", "too_short"):
+        minimum = ctx.get("min_length")
+        if minimum == 1:
+            return "must not be empty"
+        unit = "characters" if kind == "string_too_short" else "items"
+        return f"must have at least {minimum} {unit}"
+    if kind in ("string_too_long", "too_long"):
+        unit = "characters" if kind == "string_too_long" else "items"
+        return f"must have at most {ctx.get('max_length')} {unit}"
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "less_than_equal": ("at most", "le"),
+        "greater_than": ("more than", "gt"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        words, limit = bounds[kind]
+        return f"must be {words} {ctx.get(limit)}"
+    if kind in ("literal_error", "enum"):
+        return f"must be {ctx.get('expected')}"
+    if kind.startswith(("datetime_", "date_")):
+        return DATE_TIME_PROBLEM
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])  # our own validators' messages (e.g. Sort's)
+    return error["msg"]
+
+
+def argument_path(loc: tuple) -> str:
+    """`sorts[0].attribute` for pydantic's ("sorts", 0, "attribute")."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path
+
+
+def argument_errors(error: ValidationError) -> str:
+    """The message for a call whose arguments don't fit: one line per argument."""
+    lines: dict[str, str] = {}
+    for detail in error.errors(include_url=False, include_input=False):
+        loc, problem = detail["loc"], argument_problem(detail)
+        if loc and loc[-1] == "[key]":
+            # A dictionary key that is not allowed: ("values", "bad key", "[key]").
+            loc, problem = loc[:-2], f"key {loc[-2]!r} {problem}"
+        # The first problem of each argument is enough to fix it.
+        lines.setdefault(argument_path(loc), problem)
+    return "invalid arguments.\n" + "\n".join(
+        f"{path}: {problem}" for path, problem in lines.items()
+    )
 
 
 # --- The caller and their connection ------------------------------------------------------
@@ -266,7 +354,7 @@ ObjectSlug = Annotated[
 ListSlug = Annotated[Slug, Field(description="The list's API slug (see `list_lists`) or its UUID")]
 RecordId = Annotated[Uuid, Field(description="The record's UUID (`record_id`)")]
 EntryId = Annotated[Uuid, Field(description="The list entry's UUID (`entry_id`)")]
-AttributeKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+AttributeKey = Annotated[str, Field(min_length=1, max_length=128, pattern=SLUG_PATTERN)]
 Values = Annotated[
     dict[AttributeKey, Any],
     Field(
@@ -905,8 +993,14 @@ async def get_note(note_id: Annotated[Uuid, Field(description="The note's UUID")
 
 @tool(title="Create a note", read_only=False)
 async def create_note(
-    object: ObjectSlug,
-    record_id: RecordId,
+    # Named as notes come back. `object` and `record_id`, the names before, are still
+    # accepted from clients set up with them (the schema shows only the new names).
+    parent_object: Annotated[
+        ObjectSlug, Field(validation_alias=AliasChoices("parent_object", "object"))
+    ],
+    parent_record_id: Annotated[
+        RecordId, Field(validation_alias=AliasChoices("parent_record_id", "record_id"))
+    ],
     title: Annotated[str, Field(min_length=1, max_length=500, description="The note's title")],
     content: Annotated[str, Field(min_length=1, max_length=100_000, description="The note's body")],
     format: Annotated[
@@ -914,11 +1008,12 @@ async def create_note(
         Field(description="`markdown` renders headings, lists, bold and links"),
     ] = "plaintext",
 ) -> Note:
-    """Add a note to a record (a person, company, deal...), in plaintext or markdown. Notes
-    cannot be edited through Attio's API afterwards, only deleted. If the record is not
-    found, check the object slug and record id."""
+    """Add a note to a record (a person, company, deal...), named by `parent_object` (its
+    object's slug) and `parent_record_id`, as notes come back; in plaintext or markdown.
+    Notes cannot be edited through Attio's API afterwards, only deleted. If the record is
+    not found, check the object slug and record id."""
     item = await call_attio(
-        attio.acreate_note, object, record_id, title, content, format, write=True
+        attio.acreate_note, parent_object, parent_record_id, title, content, format, write=True
     )
     return note(item)
 
@@ -938,8 +1033,7 @@ Member = Annotated[
     Field(
         min_length=3,
         max_length=254,
-        pattern=r"^[^\s@]+@[^\s@]+$|^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-        r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        pattern=MEMBER_PATTERN,
         description="A workspace member's UUID or email address (see `list_workspace_members`)",
     ),
 ]

@@ -15,6 +15,14 @@ from . import services
 from .forms import ApiKeyForm
 from .models import ApiKey
 
+# The MCP Inspector the setup snippet runs, pinned: on Node.js 20, npx would otherwise
+# pick the newest release whose `engines` admit Node 20 (0.15.0), which has no
+# `--transport`. 1.0.3 is the newest whose command line and all its dependencies support
+# Node 20 (only its own `engines` asks for 22.7.5, so npm warns). 2.x and its
+# dependencies (commander 15, undici 8) ask for Node 22.12-22.19.
+INSPECTOR_VERSION = "1.0.3"
+INSPECTOR_NODE = "20"
+
 
 def setup_snippets(plaintext: str) -> dict[str, str]:
     """Ready-to-paste client configuration for a new key."""
@@ -63,7 +71,7 @@ def setup_snippets(plaintext: str) -> dict[str, str]:
             indent=2,
         ),
         "inspector": (
-            f"npx @modelcontextprotocol/inspector --cli {url} --transport http "
+            f"npx @modelcontextprotocol/inspector@{INSPECTOR_VERSION} --cli {url} --transport http "
             f'--header "{header}" --method tools/list'
         ),
     }
@@ -108,6 +116,8 @@ def show_new_key(request, key: ApiKey, plaintext: str, *, rolled: ApiKey | None 
             "rolled": rolled,
             "snippets": setup_snippets(plaintext),
             "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
+            "inspector_version": INSPECTOR_VERSION,
+            "inspector_node": INSPECTOR_NODE,
         },
     )
     response["Referrer-Policy"] = "no-referrer"

@@ -3,6 +3,7 @@
 import httpx2
 from asgiref.sync import async_to_sync
 
+from mcp_gateway import services
 from mcp_gateway.models import PREFIX, checksum, random_base62
 
 from .test_endpoint import INITIALIZE, JSON
@@ -10,6 +11,11 @@ from .test_endpoint import INITIALIZE, JSON
 
 def statuses(gateway, attempts: list[tuple[str, str]]) -> list[int]:
     """POST initialize once per (client address, key), all to one gateway instance."""
+    return [response.status_code for response in responses(gateway, attempts)]
+
+
+def responses(gateway, attempts: list[tuple[str, str]]) -> list:
+    """The responses to `statuses`'s requests, made one after the other in one task."""
     server, app = gateway
 
     async def go():
@@ -25,7 +31,7 @@ def statuses(gateway, attempts: list[tuple[str, str]]) -> list[int]:
                         json=INITIALIZE,
                         headers={**JSON, "Authorization": f"Bearer {key}"},
                     )
-                    results.append(response.status_code)
+                    results.append(response)
         return results
 
     return async_to_sync(go)()
@@ -58,3 +64,15 @@ def test_successes_are_not_counted(gateway, alice_key, settings):
     settings.MCP_AUTH_FAILURES_PER_MINUTE = 2
     _, plaintext = alice_key
     assert statuses(gateway, [("10.0.3.1", plaintext)] * 5) == [200] * 5
+
+
+def test_a_revoked_keys_401_is_counted_like_any_other(gateway, alice_key, alice, settings):
+    settings.MCP_AUTH_FAILURES_PER_MINUTE = 3
+    key, plaintext = alice_key
+    services.revoke_api_key(key, by=alice)
+    results = responses(gateway, [("10.0.4.1", plaintext)] * 2 + [("10.0.4.1", "nonsense")] * 2)
+
+    assert [r.status_code for r in results] == [401, 401, 401, 429]
+    assert "revoked" in results[1].json()["error_description"]
+    # The next 401, on the same gateway and in the same task, is not told about that key.
+    assert results[2].json()["error_description"] == "Authentication required"

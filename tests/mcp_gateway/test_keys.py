@@ -2,7 +2,7 @@
 
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
@@ -82,32 +82,134 @@ def key_checks(request, monkeypatch):
 
 
 @pytest.fixture
-def unauthorized_body(raw):
-    def body(presented):
+def unauthorized(raw):
+    """The gateway's 401 for a request with `presented` as its key."""
+
+    def answer(presented):
         headers = {**JSON, "Authorization": f"Bearer {presented}"}
         response = raw("POST", "/mcp", json=INITIALIZE, headers=headers)
         assert response.status_code == 401
-        return response.content
+        return response
 
-    return body
+    return answer
 
 
-def test_wrong_unknown_malformed_and_revoked_keys_get_the_same_401(
-    key_checks, alice_key, alice, unauthorized_body
+def made_up_key() -> str:
+    body = f"{PREFIX}{random_base62(12)}_{random_base62(43)}"
+    return body + checksum(body)
+
+
+def wrong_secret_for(key: ApiKey) -> str:
+    body = f"{PREFIX}{key.public_id}_{random_base62(43)}"
+    return body + checksum(body)
+
+
+def whole(response) -> tuple:
+    return response.status_code, tuple(response.headers.items()), response.content
+
+
+GENERIC = "Authentication required"
+
+
+def explanation(response, generic) -> str:
+    """The error_description of a 401 that says why, once it is seen to be shaped exactly
+    like the generic 401: the same status, headers and fields, only the words differ."""
+    assert response.status_code == 401
+    description = response.json()["error_description"]
+    assert description != GENERIC
+    assert response.json() == {**generic.json(), "error_description": description}
+    assert [name for name, _ in response.headers.items()] == [
+        name for name, _ in generic.headers.items()
+    ]
+    assert response.headers["www-authenticate"] == generic.headers["www-authenticate"].replace(
+        f'error_description="{GENERIC}"', f'error_description="{description}"'
+    )
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert description.isascii() and '"' not in description and "\\" not in description
+    return description
+
+
+def test_made_up_wrong_secret_and_malformed_keys_get_the_same_generic_401(
+    key_checks, alice, alice_connection, make_key, unauthorized, time_machine
+):
+    time_machine.move_to(timezone.now(), tick=False)
+    active, _ = make_key(alice_connection)
+    revoked, _ = make_key(alice_connection)
+    services.revoke_api_key(revoked, by=alice)
+    expired, _ = make_key(alice_connection, expires_at=timezone.now() + timedelta(hours=1))
+    rolled, _ = make_key(alice_connection)
+    services.roll_api_key(rolled, by=alice)
+    time_machine.shift(timedelta(hours=25))
+    generic = unauthorized(made_up_key())
+    assert generic.json() == {"error": "invalid_token", "error_description": GENERIC}
+    # A wrong secret for a revoked, expired or rolled key's id says nothing more than
+    # one for a live key's: only the key's holder learns why it stopped working.
+    presented = [
+        made_up_key(),
+        "attp_malformed",
+        wrong_secret_for(active),
+        wrong_secret_for(revoked),
+        wrong_secret_for(expired),
+        wrong_secret_for(rolled),
+    ]
+    assert {whole(unauthorized(key)) for key in presented} == {whole(generic)}
+
+
+def test_a_revoked_key_s_401_says_it_was_revoked_and_where_to_get_another(
+    key_checks, alice_key, alice, unauthorized, settings
 ):
     key, plaintext = alice_key
-    body = f"{PREFIX}{key.public_id}_{random_base62(43)}"
-    wrong_secret = body + checksum(body)
-    other = f"{PREFIX}{random_base62(12)}_{random_base62(43)}"
-    unknown_id = other + checksum(other)
-    answers = {
-        unauthorized_body(wrong_secret),
-        unauthorized_body(unknown_id),
-        unauthorized_body("attp_malformed"),
-    }
-    services.revoke_api_key(key, by=alice)
-    answers.add(unauthorized_body(plaintext))
-    assert len(answers) == 1
+    generic = unauthorized(made_up_key())
+    services.revoke_api_key(key, by=alice, reason="lost laptop")
+
+    description = explanation(unauthorized(plaintext), generic)
+    assert description == (
+        "This API key was revoked. Create a new one on the portal dashboard: "
+        f"{settings.PORTAL_BASE_URL}/"
+    )
+    assert "lost laptop" not in description  # the admin's note stays in the portal
+
+
+def test_an_expired_key_s_401_says_when_it_expired(
+    key_checks, alice_connection, make_key, unauthorized, settings, time_machine
+):
+    time_machine.move_to(datetime(2030, 5, 1, 12, 0, tzinfo=UTC), tick=False)
+    _, plaintext = make_key(alice_connection, expires_at=timezone.now() + timedelta(days=1))
+    generic = unauthorized(made_up_key())
+    time_machine.shift(timedelta(days=1, seconds=1))
+
+    assert explanation(unauthorized(plaintext), generic) == (
+        "This API key expired at 2030-05-02 12:00 UTC. Create a new one on the portal "
+        f"dashboard: {settings.PORTAL_BASE_URL}/"
+    )
+
+
+def test_a_rolled_key_s_401_after_the_overlap_says_it_was_replaced(
+    key_checks, alice_key, alice, unauthorized, settings, time_machine
+):
+    time_machine.move_to(datetime(2030, 5, 1, 12, 0, tzinfo=UTC), tick=False)
+    key, plaintext = alice_key
+    services.roll_api_key(key, by=alice)
+    generic = unauthorized(made_up_key())
+    time_machine.shift(timedelta(hours=24, seconds=1))
+
+    assert explanation(unauthorized(plaintext), generic) == (
+        "This API key was rolled: it was replaced by a new key and stopped working at "
+        "2030-05-02 12:00 UTC. Use the new key, or create one on the portal dashboard: "
+        f"{settings.PORTAL_BASE_URL}/"
+    )
+
+
+def test_a_deactivated_users_key_gets_the_generic_401(
+    key_checks, alice_key, alice, staff, unauthorized
+):
+    # Revoked along with its owner, who has no dashboard left to get a new key from.
+    from connections.services import deactivate_user
+
+    _, plaintext = alice_key
+    generic = unauthorized(made_up_key())
+    deactivate_user(alice, by=staff)
+    assert whole(unauthorized(plaintext)) == whole(generic)
 
 
 def test_revoked_key_fails_on_the_very_next_request(key_checks, mcp, alice_key, alice, raw):
@@ -197,6 +299,30 @@ def test_a_key_check_connection_closed_by_the_server_is_replaced(alice_key, mcp)
     assert not second.is_error and second.structured_content["workspace_name"] == "Acme"
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the pool's connections see committed rows only
+def test_a_refused_key_leaves_its_pool_connection_in_use(alice, alice_connection, make_key):
+    revoked, revoked_plaintext = make_key(alice_connection)
+    services.revoke_api_key(revoked, by=alice)
+    active, plaintext = make_key(alice_connection)
+    key_checks = auth.PostgresKeyChecks(connection)
+
+    async def check():
+        async with key_checks.running():
+            assert await key_checks.check(plaintext) == active  # the pool is filled now
+            key_checks.pool.pop_stats()
+            for _ in range(2 * auth.PostgresKeyChecks.CONNECTIONS):
+                with pytest.raises(auth.KeyRefused):
+                    await key_checks.check(revoked_plaintext)
+            assert await key_checks.check(plaintext) == active
+            return key_checks.pool.pop_stats()
+
+    stats = async_to_sync(check)()
+    # Each refusal gave its connection back in good order: none was replaced.
+    assert stats["requests_num"] == 2 * auth.PostgresKeyChecks.CONNECTIONS + 1
+    assert stats.get("connections_num", 0) == 0 and stats.get("returns_bad", 0) == 0
+
+
 def unreachable_key_checks() -> auth.PostgresKeyChecks:
     """Key checks on a database address where nothing listens."""
     unreachable = connection.copy()
@@ -259,7 +385,14 @@ def test_create_key_shows_it_once_with_client_setup(client, alice, alice_connect
         f"claude mcp add --transport http attio http://127.0.0.1:8000/mcp "
         f'--header "Authorization: Bearer {plaintext}"' in response.text.replace("&quot;", '"')
     )
-    assert "mcp-remote" in response.text and "inspector" in response.text
+    assert "mcp-remote" in response.text
+    # Pinned to the Inspector that takes these arguments on Node.js 20 (see views.py).
+    assert (
+        "npx @modelcontextprotocol/inspector@1.0.3 --cli http://127.0.0.1:8000/mcp "
+        f'--transport http --header "Authorization: Bearer {plaintext}" --method tools/list'
+        in response.text.replace("&quot;", '"')
+    )
+    assert 'MCP Inspector <span class="muted">(needs Node.js 20 or later)</span>' in response.text
     key = ApiKey.objects.get()
     assert key.read_only and key.expires_at > timezone.now() + timedelta(days=29)
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_CREATED).count() == 1

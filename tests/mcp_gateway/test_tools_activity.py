@@ -62,7 +62,7 @@ def test_list_notes_cuts_long_notes_and_get_note_gives_them_whole(run_tools, key
         key,
         (
             "create_note",
-            {"object": "people", "record_id": ada, "title": "Long", "content": body},
+            {"parent_object": "people", "parent_record_id": ada, "title": "Long", "content": body},
         ),
         ("list_notes", {"object": "people", "record_id": ada, "limit": 1, "offset": 1}),
     )
@@ -91,8 +91,8 @@ def acme_member(fake_attio) -> str:
 
 def test_create_note_in_markdown(call_tool, key, fake_attio, acme, ada):
     arguments = {
-        "object": "people",
-        "record_id": ada,
+        "parent_object": "people",
+        "parent_record_id": ada,
         "title": "Call notes",
         "content": "# Next steps\n- send **pricing**",
         "format": "markdown",
@@ -113,11 +113,53 @@ def test_create_note_in_markdown(call_tool, key, fake_attio, acme, ada):
 
 
 def test_create_note_on_a_missing_record(call_tool, key):
-    arguments = {"object": "people", "record_id": MISSING, "title": "x", "content": "y"}
+    arguments = {
+        "parent_object": "people",
+        "parent_record_id": MISSING,
+        "title": "x",
+        "content": "y",
+    }
     result = call_tool(key, "create_note", arguments)
 
     assert result.is_error
     assert f'Record with ID "{MISSING}" was not found.' in tool_text(result)
+
+
+def test_create_note_takes_the_names_notes_come_back_with(mcp, key):
+    async def body(client):
+        return {t.name: t for t in (await client.list_tools()).tools}["create_note"]
+
+    schema = mcp(key, body).input_schema
+    assert list(schema["properties"]) == [
+        "parent_object",
+        "parent_record_id",
+        "title",
+        "content",
+        "format",
+    ]
+    assert schema["required"] == ["parent_object", "parent_record_id", "title", "content"]
+
+
+def test_create_note_still_takes_object_and_record_id(run_tools, key, fake_attio, acme, ada):
+    # The names before parent_object and parent_record_id, for clients set up with them.
+    old, new = run_tools(
+        key,
+        ("create_note", {"object": "people", "record_id": ada, "title": "Old", "content": "c"}),
+        (
+            "create_note",
+            {"parent_object": "people", "parent_record_id": ada, "title": "New", "content": "c"},
+        ),
+    )
+
+    for result in (old, new):
+        note = ok(result)
+        assert (note["parent_object"], note["parent_record_id"]) == ("people", ada)
+        assert acme.notes[note["note_id"]].parent_record_id == ada
+    sent = [c.json["data"] for c in fake_attio.calls_to("notes.create")]
+    assert [(d["parent_object"], d["parent_record_id"], d["title"]) for d in sent] == [
+        ("people", ada, "Old"),
+        ("people", ada, "New"),
+    ]
 
 
 def test_delete_note(call_tool, key, fake_attio, acme):
@@ -263,12 +305,17 @@ BAD_ARGUMENTS = [
     ),
     ("list_tasks", {"limit": 501}, "limit"),
     ("update_task", {"task_id": "123", "is_completed": True}, "task_id"),
-    ("create_note", {"object": "people", "record_id": MISSING, "title": "t"}, "content"),
+    (
+        "create_note",
+        {"parent_object": "people", "parent_record_id": MISSING, "title": "t"},
+        "content",
+    ),
+    ("create_note", {"parent_object": "people", "title": "t", "content": "c"}, "parent_record_id"),
     (
         "create_note",
         {
-            "object": "people",
-            "record_id": MISSING,
+            "parent_object": "people",
+            "parent_record_id": MISSING,
             "title": "t",
             "content": "c",
             "format": "html",
@@ -298,6 +345,7 @@ def test_bad_arguments_are_refused_before_attio(run_tools, key, fake_attio):
         assert result.is_error, (name, arguments)
         assert f"Error executing tool {name}" in text, (name, arguments)
         assert complaint in text, (name, arguments, text)
+        assert "pydantic" not in text, (name, arguments, text)
     assert fake_attio.calls == []
 
 

@@ -28,12 +28,95 @@ def get_ada(ada) -> tuple[str, dict]:
 
 
 def new_note(ada) -> tuple[str, dict]:
-    return "create_note", {"object": "people", "record_id": ada, "title": "t", "content": "c"}
+    return "create_note", {
+        "parent_object": "people",
+        "parent_record_id": ada,
+        "title": "t",
+        "content": "c",
+    }
 
 
 def audit() -> tuple:
     call = ToolCall.objects.get()
     return call.ok, call.attio_status, call.error_code
+
+
+# --- arguments that don't fit the tool ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        ("get_record", {"object": "people", "record_id": "Ada"}, "record_id: must be a UUID"),
+        (
+            "create_note",
+            {"parent_object": "people", "parent_record_id": MISSING, "content": "c"},
+            "title: required",
+        ),
+        ("query_records", {"object": "people", "limit": "ten"}, "limit: must be a whole number"),
+        ("get_record", {"object": ["people"], "record_id": MISSING}, "object: must be a string"),
+        ("query_records", {"object": "people", "limit": 501}, "limit: must be at most 500"),
+        (
+            "list_attributes",
+            {"target": "records", "identifier": "people"},
+            "target: must be 'objects' or 'lists'",
+        ),
+    ],
+    ids=["bad-uuid", "missing", "wrong-type", "wrong-type-list", "out-of-range", "unknown-enum"],
+)
+def test_arguments_that_do_not_fit_are_named_in_the_portals_words(
+    call_tool, alice_key, fake_attio, tool, arguments, message
+):
+    result = call_tool(alice_key[1], tool, arguments)
+
+    assert result.is_error
+    text = tool_text(result)
+    assert text == f"Error executing tool {tool}: invalid arguments.\n{message}"
+    assert "pydantic" not in text
+    # The tool error as the SDK gives it, a text block and no structured content.
+    assert [block.type for block in result.content] == ["text"]
+    assert result.structured_content is None
+    assert fake_attio.calls == []
+    assert audit() == (False, None, "tool_error")
+
+
+def test_every_argument_that_does_not_fit_gets_a_line(call_tool, alice_key, fake_attio):
+    arguments = {
+        "content": "x" * 2001,
+        "deadline_at": "next tuesday",
+        "assignees": ["bob"],
+        "linked_records": [{"object": "people"}, {"object": "people", "record_id": "1"}],
+        "is_completed": "sometimes",
+    }
+    result = call_tool(alice_key[1], "create_task", arguments)
+
+    assert tool_text(result).splitlines() == [
+        "Error executing tool create_task: invalid arguments.",
+        "content: must have at most 2000 characters",
+        "deadline_at: must be an ISO 8601 date or date-time, e.g. 2025-06-30T17:00:00Z",
+        "assignees[0]: must be a workspace member's UUID or email address",
+        "linked_records[0].record_id: required",
+        "linked_records[1].record_id: must be a UUID",
+        "is_completed: must be true or false",
+    ]
+
+
+def test_nested_and_keyed_arguments_are_named_by_their_path(run_tools, alice_key, fake_attio):
+    sorts, values = run_tools(
+        alice_key[1],
+        ("query_records", {"object": "people", "sorts": [{"direction": "asc"}, {"x": 1}]}),
+        ("create_record", {"object": "people", "values": {"first name": "Ada"}}),
+    )
+
+    assert tool_text(sorts).splitlines()[1:] == [
+        "sorts[0]: give exactly one of `attribute` or `path`",
+        "sorts[1].direction: required",
+        "sorts[1].x: unknown field",
+    ]
+    assert tool_text(values).splitlines()[1:] == [
+        "values: key 'first name' must be a slug or a UUID (letters, digits, '-' and '_' only)"
+    ]
+    assert fake_attio.calls == []
 
 
 # --- Attio refuses --------------------------------------------------------------------------

@@ -212,8 +212,8 @@ def test_one_audit_row_per_call_without_arguments(run_tools, alice_key, fake_att
         (
             "create_note",
             {
-                "object": "people",
-                "record_id": ada,
+                "parent_object": "people",
+                "parent_record_id": ada,
                 "title": "Private title",
                 "content": "Private content",
             },
