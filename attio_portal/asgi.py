@@ -6,12 +6,52 @@ session manager, and Django's own ASGI handler does not accept lifespan events.
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.http import FileResponse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "attio_portal.settings")
 
-# Django must be set up before anything imports models.
-django_app = get_asgi_application()
+# Bytes read at a time when a file response is streamed.
+FILE_CHUNK_BYTES = 64 * 1024
+
+
+class PortalASGIHandler(ASGIHandler):
+    """Django's ASGI handler, streaming file responses without a synchronous iterator.
+
+    WhiteNoise (6.x has no ASGI support) answers each static file with a FileResponse
+    over an open file. Under ASGI, Django serves such a synchronous iterator by reading
+    it whole in a thread and warns about it on every one ("StreamingHttpResponse must
+    consume synchronous iterators..."). Here the file is read in chunks in a thread
+    instead; the rest of the response, headers and middleware included, is Django's.
+    """
+
+    async def send_response(self, response, send):
+        if isinstance(response, FileResponse) and not response.is_async:
+            if response.file_to_stream is not None:
+                response.streaming_content = read_in_chunks(response.file_to_stream)
+            else:
+                # A HEAD or 304 answer (WhiteNoise gives no body), or some other iterator.
+                response.streaming_content = all_at_once(response.streaming_content)
+        await super().send_response(response, send)
+
+
+async def read_in_chunks(file):
+    read = sync_to_async(file.read, thread_sensitive=False)
+    while chunk := await read(FILE_CHUNK_BYTES):
+        yield chunk
+
+
+async def all_at_once(parts):
+    # What Django does with any synchronous iterator, without the warning.
+    for part in await sync_to_async(list)(parts):
+        yield part
+
+
+# Django must be set up before anything imports models (what get_asgi_application does).
+django.setup(set_prefix=False)
+django_app = PortalASGIHandler()
 
 from mcp_gateway.server import build_server, gateway_app  # noqa: E402
 

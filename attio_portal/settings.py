@@ -337,8 +337,19 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
-    "filters": {"strip_query_strings": {"()": "attio_portal.logging.StripQueryStrings"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "strip_query_strings": {"()": "attio_portal.logging.StripQueryStrings"},
+        "skip_client_errors": {"()": "attio_portal.logging.SkipClientErrors"},
+        "skip_beat_sending": {"()": "attio_portal.logging.SkipBeatSending"},
+        "skip_pool_sigterm_exits": {"()": "attio_portal.logging.SkipPoolSigtermExits"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["skip_client_errors"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         # HTTP and OAuth libraries have logged request headers and fresh tokens at
@@ -351,5 +362,23 @@ LOGGING = {
         # uvicorn's access log, without query strings (the OAuth callback's carries a
         # code). Replaces uvicorn's own handler; records go to the console above.
         "uvicorn.access": {"filters": ["strip_query_strings"], "propagate": True},
+        # Django's default logging gives "django" a console handler of its own, so in
+        # development each of its records (a 404's "Not Found") was printed twice. No
+        # handler here: records reach the console above once, through the root. (Its
+        # mail_admins handler goes too; ADMINS is not set.)
+        "django": {"handlers": [], "level": "INFO"},
+        # django-axes logs four lines for a successful sign-in; failed sign-ins and
+        # lockouts are warnings, logged once each.
+        "axes": {"level": "WARNING"},
+        # Celery's lines for every routine task: beat sending it, the worker receiving
+        # it and finishing it, three a minute for the sweep even when nothing is due.
+        # The portal's tasks log the work they do; failed tasks are still logged, as
+        # errors.
+        "celery.beat": {"filters": ["skip_beat_sending"]},
+        "celery.worker.strategy": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        # The worker's pool supervisor (billiard logs as "multiprocessing"): an ERROR for
+        # each pool process on Ctrl-C; see SkipPoolSigtermExits.
+        "multiprocessing": {"filters": ["skip_pool_sigterm_exits"]},
     },
 }

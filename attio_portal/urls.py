@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from connections import views as connection_views
@@ -11,8 +13,16 @@ admin.site.site_header = "Attio Portal administration"
 admin.site.site_title = "Attio Portal admin"
 admin.site.index_title = "Users, connections and keys"
 
+
+def favicon(request):
+    # Pages name their icon, but browsers still ask for /favicon.ico where none is
+    # named (a JSON answer, an image); answer with the portal's icon, not a 404.
+    return redirect(static("portal/favicon.svg"))
+
+
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", favicon),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(

@@ -1,9 +1,14 @@
 """Admin for connections and the audit log. No page here ever shows a token."""
 
+from functools import partial
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.template.response import TemplateResponse
+from django.utils.html import format_html
+from django.utils.text import Truncator
+from django.utils.translation import ngettext
 
 from . import services
 from .forms import RevokeReasonForm
@@ -11,9 +16,22 @@ from .models import AuditEvent, Connection, PendingRevocation
 
 
 def revoke_with_reason(
-    model_admin, request, queryset, *, action, title, intro, label, revoke, noun
+    model_admin,
+    request,
+    queryset,
+    *,
+    action,
+    title,
+    intro,
+    label,
+    revoke,
+    noun,
+    plural,
 ):
-    """An admin action that asks for a reason, then calls the revoke service per row."""
+    """An admin action that asks for a reason, then calls the revoke service per row.
+
+    The message says "Revoked 1 {noun}." or "Revoked 2 {plural}."
+    """
     form = RevokeReasonForm(request.POST if "apply" in request.POST else None)
     if form.is_bound and form.is_valid():
         count = sum(
@@ -25,7 +43,8 @@ def revoke_with_reason(
             )
             for obj in queryset
         )
-        model_admin.message_user(request, f"Revoked {count} {noun}.", messages.SUCCESS)
+        nouns = ngettext(noun, plural, count)
+        model_admin.message_user(request, f"Revoked {count} {nouns}.", messages.SUCCESS)
         return None
     return TemplateResponse(
         request,
@@ -43,8 +62,17 @@ def revoke_with_reason(
     )
 
 
+class ActionsOnlyAdmin(admin.ModelAdmin):
+    """For records changed only through the list's actions: an object's own page has
+    nothing to save, so it opens as a view (no Save buttons; a POST is refused), while
+    the change permission the actions ask for is kept."""
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request)
+
+
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(ActionsOnlyAdmin):
     list_display = [
         "__str__",
         "owner",
@@ -113,17 +141,21 @@ class ConnectionAdmin(admin.ModelAdmin):
             intro="These connections lose their Attio tokens at once; Attio is asked to "
             "revoke them, and their owners must connect again:",
             label=lambda c: f"{c} ({c.get_status_display()})",
-            revoke=services.revoke_connection,
-            noun="connection(s)",
+            # Recorded as an admin's revocation even when it is the admin's own connection.
+            revoke=partial(services.revoke_connection, as_admin=True),
+            noun="connection",
+            plural="connections",
         )
 
     @admin.action(description="Check now with Attio", permissions=["change"])
     def check_now(self, request, queryset):
-        results = [services.check_connection(c, by=request.user) for c in queryset]
+        ip = services.client_ip(request)
+        results = [services.check_connection(c, by=request.user, ip=ip) for c in queryset]
         working = sum(
             1 for c in results if c.status == Connection.Status.ACTIVE and not c.last_error_code
         )
-        self.message_user(request, f"Checked {len(results)} connection(s); {working} working.")
+        checked = ngettext("connection", "connections", len(results))
+        self.message_user(request, f"Checked {len(results)} {checked}; {working} working.")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -142,6 +174,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# Characters of a reason shown in the audit list (the rest is in a tooltip).
+REASON_SUMMARY_CHARS = 50
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = [
@@ -151,7 +187,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "actor",
         "workspace_name",
         "ip_address",
-        "reason",
+        "reason_summary",
     ]
     list_filter = ["kind", ("subject", admin.RelatedOnlyFieldListFilter)]
     search_fields = [
@@ -162,6 +198,19 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     list_select_related = ["subject", "actor"]
     date_hierarchy = "created_at"
+
+    class Media:
+        # Keeps the list's columns readable at laptop widths.
+        css = {"all": ["portal/admin.css"]}
+
+    @admin.display(description="Reason", ordering="reason")
+    def reason_summary(self, obj: AuditEvent) -> str:
+        # A long reason would take the list's width; its first words are enough there,
+        # the rest is in the tooltip and on the event's page.
+        short = Truncator(obj.reason).chars(REASON_SUMMARY_CHARS)
+        if short == obj.reason:
+            return obj.reason
+        return format_html('<span title="{}">{}</span>', obj.reason, short)
 
 
 @admin.register(PendingRevocation)
@@ -196,9 +245,10 @@ class PortalUserAdmin(UserAdmin):
         super().save_model(request, obj, form, change)
         if deactivating:
             revoked = services.deactivate_user(obj, by=request.user, ip=services.client_ip(request))
+            connections = ngettext("connection", "connections", revoked)
             self.message_user(
                 request,
-                f"{obj} is deactivated: {revoked} connection(s) revoked, sessions ended.",
+                f"{obj} is deactivated: {revoked} {connections} revoked, sessions ended.",
             )
 
     @admin.action(description="Deactivate selected users", permissions=["change"])
@@ -208,7 +258,9 @@ class PortalUserAdmin(UserAdmin):
             services.deactivate_user(u, by=request.user, ip=services.client_ip(request))
             for u in users
         )
+        deactivated = ngettext("user", "users", len(users))
+        connections = ngettext("connection", "connections", revoked)
         self.message_user(
             request,
-            f"Deactivated {len(users)} user(s); revoked {revoked} connection(s).",
+            f"Deactivated {len(users)} {deactivated}; revoked {revoked} {connections}.",
         )

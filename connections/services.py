@@ -304,6 +304,7 @@ def ensure_fresh(
     validate: bool = False,
     seen_version: int | None = None,
     by=None,
+    ip: str | None = None,
 ) -> Outcome:
     """Make a connection's credentials good, with one caller at a time talking to Attio.
 
@@ -312,7 +313,8 @@ def ensure_fresh(
     is the version a caller used when Attio answered 401: if the row has moved on since,
     someone else already refreshed and there is nothing to do. Permanent failures move
     the connection to needs_reconnect; transient ones are recorded and raised as
-    AttioError so the caller can retry later.
+    AttioError so the caller can retry later. `by` and `ip` (the user and address of a
+    check started from a request) go on the audit events.
     """
     transient = None
     try:
@@ -329,15 +331,15 @@ def ensure_fresh(
                 return _release(connection, Outcome.FRESH)
             now = timezone.now()
             if _needs_refresh(connection, now, forced=seen_version is not None):
-                return _refresh(connection, now, by=by)
+                return _refresh(connection, now, by=by, ip=ip)
             if validate or seen_version is not None or _due_for_validation(connection, now):
-                return _validate(connection, now, by=by)
+                return _validate(connection, now, by=by, ip=ip)
             return _release(connection, Outcome.FRESH)
     except _Transient as e:
         transient = e.error
     except _ResponseLost:
-        return _mark_response_lost(connection_id, by=by)
-    _record_transient_failure(connection_id, transient, by=by)
+        return _mark_response_lost(connection_id, by=by, ip=ip)
+    _record_transient_failure(connection_id, transient, by=by, ip=ip)
     raise transient
 
 
@@ -413,7 +415,7 @@ def _release(connection: Connection, outcome: Outcome) -> Outcome:
     return outcome
 
 
-def _refresh(connection: Connection, now, *, by) -> Outcome:
+def _refresh(connection: Connection, now, *, by, ip=None) -> Outcome:
     started_version = connection.version
     try:
         tokens = attio.refresh_access_token(connection.refresh_token())
@@ -421,7 +423,7 @@ def _refresh(connection: Connection, now, *, by) -> Outcome:
         if not e.permanent:
             raise _Transient(e) from None
         return _needs_reconnect(
-            connection, code=e.code or "refresh_refused", message=e.message, by=by
+            connection, code=e.code or "refresh_refused", message=e.message, by=by, ip=ip
         )
     try:
         # No savepoint: a failed write fails the whole locked block, which is rolled back.
@@ -432,7 +434,7 @@ def _refresh(connection: Connection, now, *, by) -> Outcome:
         # old refresh token is spent, so retrying would only be refused.
         logger.exception("Refresh answer for connection %s could not be saved", connection.pk)
         raise _ResponseLost from None
-    record_event(AuditEvent.Kind.REFRESHED, connection=connection, actor=by)
+    record_event(AuditEvent.Kind.REFRESHED, connection=connection, actor=by, ip=ip)
     logger.info("Refreshed Attio connection %s", connection.pk)
     return Outcome.REFRESHED
 
@@ -441,17 +443,18 @@ class _ResponseLost(Exception):
     """A refresh succeeded at Attio but its answer could not be stored."""
 
 
-def _mark_response_lost(connection_id: int, *, by) -> Outcome:
+def _mark_response_lost(connection_id: int, *, by, ip=None) -> Outcome:
     with transaction.atomic():
         connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
         if connection is None or not connection.is_usable:
             return Outcome.SKIPPED
-        record_event(AuditEvent.Kind.REFRESH_RESPONSE_LOST, connection=connection, actor=by)
+        record_event(AuditEvent.Kind.REFRESH_RESPONSE_LOST, connection=connection, actor=by, ip=ip)
         return _needs_reconnect(
             connection,
             code="refresh_response_lost",
             message="A token refresh succeeded at Attio but could not be saved.",
             by=by,
+            ip=ip,
         )
 
 
@@ -512,35 +515,37 @@ def _identify_or_refuse(token: str) -> attio.Identity:
     return identity
 
 
-def _validate(connection: Connection, now, *, by) -> Outcome:
+def _validate(connection: Connection, now, *, by, ip=None) -> Outcome:
     try:
         identity = _identify_or_refuse(connection.access_token())
     except attio.AttioError as e:
         raise _Transient(e) from None
     except _Refused as e:
-        return _needs_reconnect(connection, code=e.code, message=e.message, by=by)
+        return _needs_reconnect(connection, code=e.code, message=e.message, by=by, ip=ip)
     started_version = connection.version
     connection.mark_active(checked_at=now)
     connection.sweep_claimed_at = None
     connection.scopes = identity.scope or connection.scopes
     _save_if_version(connection, started_version)
     if by is not None:
-        record_event(AuditEvent.Kind.CHECKED, connection=connection, actor=by)
+        record_event(AuditEvent.Kind.CHECKED, connection=connection, actor=by, ip=ip)
     return Outcome.VALIDATED
 
 
-def _needs_reconnect(connection: Connection, *, code: str, message: str, by) -> Outcome:
+def _needs_reconnect(connection: Connection, *, code: str, message: str, by, ip=None) -> Outcome:
     started_version = connection.version
     connection.mark_needs_reconnect(code=code, message=message)
     connection.sweep_claimed_at = None
     if _save_if_version(connection, started_version):
-        record_event(AuditEvent.Kind.NEEDS_RECONNECT, connection=connection, actor=by, code=code)
+        record_event(
+            AuditEvent.Kind.NEEDS_RECONNECT, connection=connection, actor=by, ip=ip, code=code
+        )
         logger.warning("Attio connection %s needs reconnecting (%s)", connection.pk, code)
         transaction.on_commit(partial(queue_notification, connection.pk), robust=True)
     return Outcome.NEEDS_RECONNECT
 
 
-def _record_transient_failure(connection_id: int, error: attio.AttioError, *, by) -> None:
+def _record_transient_failure(connection_id: int, error: attio.AttioError, *, by, ip=None) -> None:
     with transaction.atomic():
         connection = Connection.objects.select_for_update().filter(pk=connection_id).first()
         if connection is None:
@@ -556,16 +561,17 @@ def _record_transient_failure(connection_id: int, error: attio.AttioError, *, by
                 AuditEvent.Kind.CHECK_FAILED,
                 connection=connection,
                 actor=by,
+                ip=ip,
                 status=error.status,
                 code=error.code,
             )
 
 
-def check_connection(connection: Connection, *, by=None) -> Connection:
+def check_connection(connection: Connection, *, by=None, ip: str | None = None) -> Connection:
     """ "Check now": validate (or refresh) the connection and return its new state."""
     # A transient failure is recorded on the connection as its last error.
     with contextlib.suppress(attio.AttioError):
-        ensure_fresh(connection.pk, validate=True, by=by)
+        ensure_fresh(connection.pk, validate=True, by=by, ip=ip)
     return Connection.objects.get(pk=connection.pk)
 
 
@@ -899,11 +905,18 @@ def notify_needs_reconnect(connection_id: int) -> bool:
 
 
 def revoke_connection(
-    connection: Connection, *, by, reason: str = "", ip: str | None = None
+    connection: Connection,
+    *,
+    by,
+    reason: str = "",
+    ip: str | None = None,
+    as_admin: bool = False,
 ) -> bool:
     """Destroy a connection's tokens locally, then revoke them at Attio.
 
-    Used by the user's "Disconnect", the admin action and user deactivation. Returns
+    Used by the user's "Disconnect", the admin action and user deactivation. The owner
+    revoking their own connection is a disconnect, unless `as_admin` says it was done
+    as an admin (an admin revoking a connection of their own in the admin). Returns
     False when the connection was already revoked.
     """
     with transaction.atomic():
@@ -916,7 +929,7 @@ def revoke_connection(
             pending = PendingRevocation.objects.create(connection=locked)
             pending.seal_token(locked.access_token())
             pending.save(update_fields=["token_sealed"])
-        by_owner = by is not None and by.pk == locked.owner_id
+        by_owner = not as_admin and by is not None and by.pk == locked.owner_id
         locked.mark_revoked(at=timezone.now(), reason=reason, by_owner=by_owner)
         locked.save()
         if by_owner:
@@ -1009,8 +1022,9 @@ def deactivate_user(user, *, by, ip: str | None = None) -> int:
     from mcp_gateway.services import revoke_keys
 
     revoke_keys(owner=user, by=by, reason="user deactivated", ip=ip)
+    # Deactivating is an admin's act, even when an admin deactivates their own account.
     revoked = sum(
-        revoke_connection(c, by=by, reason="user deactivated", ip=ip)
+        revoke_connection(c, by=by, reason="user deactivated", ip=ip, as_admin=True)
         for c in Connection.objects.live().filter(owner=user)
     )
     return revoked

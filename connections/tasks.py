@@ -5,6 +5,7 @@ import random
 
 from celery import shared_task
 from django.conf import settings
+from django.utils.translation import ngettext
 
 logger = logging.getLogger(__name__)
 
@@ -21,8 +22,16 @@ def refresh_connection(self, connection_id: int) -> str:
         if self.request.retries >= settings.CONNECTION_REFRESH_MAX_RETRIES:
             # Give up for now: the connection stays usable; the next sweep tries again.
             services.release_sweep_claim(connection_id)
+            logger.warning(
+                "Gave up refreshing connection %s for now (%s); the next sweep tries again",
+                connection_id,
+                e.message,
+            )
             return "gave_up"
-        raise self.retry(countdown=retry_delay(self.request.retries, e.retry_after)) from None
+        delay = retry_delay(self.request.retries, e.retry_after)
+        # Celery's own retry line is left out at INFO (see LOGGING in settings).
+        logger.info("Retrying connection %s in %.0f s (%s)", connection_id, delay, e.message)
+        raise self.retry(countdown=delay) from None
 
 
 def retry_delay(retries: int, retry_after: float | None = None) -> float:
@@ -39,7 +48,10 @@ def sweep_batch(connection_ids: list[int]) -> dict[str, int]:
     sweep = services.Sweep(
         concurrency=settings.CONNECTION_SWEEP_CONCURRENCY, on_transient=retry_later
     )
-    return dict(sweep.run(connection_ids))
+    outcomes = dict(sweep.run(connection_ids))
+    summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
+    logger.info("Swept %s: %s", plural(len(connection_ids), "connection"), summary)
+    return outcomes
 
 
 def retry_later(connection_id: int, error) -> None:
@@ -70,13 +82,27 @@ def sweep_connections() -> int:
             # sweep picks it up instead of waiting for the claims to lapse.
             services.set_sweep_claims([pk for _, ids in batches[sent:] for pk in ids], None)
             raise
-    for pending_id in services.claim_due_revocations():
+    revocations = services.claim_due_revocations()
+    for pending_id in revocations:
         revoke_upstream.delay(pending_id)
     # Owners not yet told that a connection needs reconnecting (the broker may have been
     # down when it happened); notify_needs_reconnect sends at most one email each.
-    for connection_id in services.unnotified_connections():
+    unnotified = services.unnotified_connections()
+    for connection_id in unnotified:
         notify_needs_reconnect.delay(connection_id)
+    # Beat runs this every minute: a line only when there is something to do.
+    if items or revocations or unnotified:
+        logger.info(
+            "Sweep: %s due, %s to retry at Attio, %s to send",
+            plural(len(items), "connection"),
+            plural(len(revocations), "revocation"),
+            plural(len(unnotified), "reconnect notice"),
+        )
     return len(items)
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {ngettext(noun, noun + 's', count)}"
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

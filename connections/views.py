@@ -123,7 +123,9 @@ def connect_api_key(request):
 @login_required
 @require_POST
 def check(request, pk: int):
-    connection = services.check_connection(own_connection(request, pk), by=request.user)
+    connection = services.check_connection(
+        own_connection(request, pk), by=request.user, ip=services.client_ip(request)
+    )
     if connection.status == Connection.Status.ACTIVE and not connection.last_error_code:
         messages.success(request, f"“{connection.workspace_name}” is working.")
     elif connection.status == Connection.Status.ACTIVE:

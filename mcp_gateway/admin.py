@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from connections.admin import ReadOnlyAdmin, revoke_with_reason
+from connections.admin import ActionsOnlyAdmin, ReadOnlyAdmin, revoke_with_reason
 
 from . import services
 from .models import ApiKey, ToolCall
@@ -24,7 +24,7 @@ class KeyStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ActionsOnlyAdmin):
     list_display = [
         "name",
         "owner",
@@ -81,7 +81,8 @@ class ApiKeyAdmin(admin.ModelAdmin):
             intro="MCP clients using these keys are refused from their next request on:",
             label=lambda k: f"{k.name} ({k.display_id}) of {k.owner}",
             revoke=services.revoke_api_key,
-            noun="key(s)",
+            noun="API key",
+            plural="API keys",
         )
 
 

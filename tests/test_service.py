@@ -23,6 +23,15 @@ def running_service(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'service.sqlite3'}",
         "DJANGO_SETTINGS_MODULE": "attio_portal.settings",
         "PYTHONUNBUFFERED": "1",
+        # The embedded broker's folder under var/ is shared: a queue of this test's own
+        # keeps another checkout's worker (or a developer's `make run`) off its tasks.
+        "CELERY_TASK_DEFAULT_QUEUE": f"service-test-{port}",
+        "CELERY_BEAT_SCHEDULE_FILENAME": str(tmp_path / "celerybeat-schedule"),
+        "LOG_LEVEL": "INFO",
+        # A sweep a second, and an Attio that refuses connections: the one due
+        # connection below fails its check (transiently) and stays claimed.
+        "CONNECTION_SWEEP_INTERVAL_SECONDS": "1",
+        "ATTIO_API_BASE_URL": f"http://127.0.0.1:{free_port()}",
     }
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=env, check=True, cwd=REPO)
@@ -32,8 +41,13 @@ def running_service(tmp_path):
             "shell",
             "-c",
             "from django.contrib.auth.models import User;"
-            "User.objects.create_superuser("
-            "'root', 'root@example.com', 'service-test-pass-1')",
+            "from connections.models import Connection;"
+            "root = User.objects.create_superuser("
+            "'root', 'root@example.com', 'service-test-pass-1');"
+            "c = Connection.objects.create(owner=root, method='api_key', workspace_id='w1');"
+            "c.set_credentials(access_token='fake_key_service', refresh_token=None,"
+            " expires_at=None);"
+            "c.save()",
         ],
         env=env,
         check=True,
@@ -106,3 +120,58 @@ def test_run_command_serves_portal_worker_and_beat_and_stops_on_ctrl_c(running_s
     text = read_log(log)
     for name in ("web", "worker", "beat"):
         assert re.search(rf"{name}\.1 stopped", text), text
+
+
+def sign_in(browser: httpx.Client, password: str) -> httpx.Response:
+    page = browser.get("/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    return browser.post(
+        "/accounts/login/",
+        data={"csrfmiddlewaretoken": token, "username": "root", "password": password},
+        headers={"Referer": f"{browser.base_url}accounts/login/"},
+    )
+
+
+def test_the_log_has_one_line_per_thing_and_none_for_routine_work(running_service):
+    base_url, process, log = running_service
+    wait_for_log(log, r"worker\.\d+\s+\| .*ready")
+
+    with httpx.Client(base_url=base_url, timeout=10) as browser:
+        assert sign_in(browser, "service-test-pass-1").status_code == 302
+        css = browser.get("/static/portal/portal.css")
+        assert css.status_code == 200
+        assert browser.head("/static/portal/portal.css").status_code == 200
+        cached = browser.get(
+            "/static/portal/portal.css", headers={"If-None-Match": css.headers["ETag"]}
+        )
+        assert cached.status_code == 304
+        icon = browser.get("/favicon.ico", follow_redirects=True)
+        assert icon.status_code == 200
+        assert icon.headers["content-type"].startswith("image/svg+xml")
+        assert browser.get("/no-such-page/").status_code == 404
+    with httpx.Client(base_url=base_url, timeout=10) as stranger:
+        assert sign_in(stranger, "not-the-password").status_code == 200
+
+    # The first sweep finds the due connection; the next ones, a second apart, find
+    # nothing (it stays claimed after its failed check) and log nothing.
+    wait_for_log(log, r"Sweep: 1 connection due")
+    wait_for_log(log, r"Swept 1 connection: 1 failed \(transient\)")
+    time.sleep(4)
+    text = read_log(log)
+    assert "StreamingHttpResponse" not in text
+    assert "Not Found" not in text
+    assert len(re.findall(r" 404\b", text)) == 1, text
+    axes = [line for line in text.splitlines() if "AXES" in line]
+    assert len(axes) == 1, text
+    assert "WARNING" in axes[0] and "login failure" in axes[0]
+    assert text.count("Sweep: ") == 1, text
+    for routine in ("Sending due task", "] received", "succeeded in"):
+        assert routine not in text, text
+
+    # Ctrl-C: everything stops without an error on the way.
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) is not None
+    text = read_log(log)
+    for name in ("web", "worker", "beat"):
+        assert re.search(rf"{name}\.1 stopped", text), text
+    assert not re.search(r"ERROR|CRITICAL|Traceback", text), text

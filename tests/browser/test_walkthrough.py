@@ -332,7 +332,7 @@ def test_step4_admin_revokes_and_alice_reconnects(journey, service, pages, brows
         admin.fill("#id_reason", REVOKE_REASON)
         pages.snap(admin, "admin-revoke-reason")
         admin.locator("input[name=apply]").click()
-        expect(admin.locator(".messagelist")).to_contain_text("Revoked 1 connection(s).")
+        expect(admin.locator(".messagelist")).to_contain_text("Revoked 1 connection.")
         expect(admin.locator("#result_list tbody tr", has_text="alice")).to_contain_text("Revoked")
         pages.snap(admin, "admin-revoked")
     finally:

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from connections import admin as admin_views
 from connections import services, tasks
 from connections.models import AuditEvent, Connection, PendingRevocation
 
@@ -95,6 +96,28 @@ def test_change_page_offers_no_token_input(admin_client, alice_connection):
     assert "access_token_sealed" not in page
     assert "refresh_token_sealed" not in page
     assert 'type="password"' not in page
+
+
+def test_connection_page_is_a_view_without_save_buttons(admin_client, alice_connection):
+    url = change_url(alice_connection)
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    for button in ('name="_save"', 'name="_continue"', 'name="_addanother"'):
+        assert button not in page.text
+    assert 'class="closelink"' in page.text
+    assert reverse("admin:connections_connection_history", args=[alice_connection.pk]) in page.text
+    # Nothing can be saved through the page either.
+    before = Connection.objects.get(pk=alice_connection.pk)
+    assert admin_client.post(url, {"_save": "Save"}).status_code == 403
+    after = Connection.objects.get(pk=alice_connection.pk)
+    assert (after.status, after.version, after.updated_at) == (
+        before.status,
+        before.version,
+        before.updated_at,
+    )
+    # The list keeps its actions, which need the change permission.
+    actions = admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices
+    assert {"revoke_selected", "check_now"} <= {name for name, _ in actions}
 
 
 def test_pending_revocation_admin_shows_no_token(admin_client, alice, alice_connection, fake_attio):
@@ -181,7 +204,7 @@ def test_revoke_action_revokes_through_the_service_with_reason_and_actor(
     response = run_action(admin_client, "revoke_selected", pks, apply="1", reason="Left the team")
 
     assert response.status_code == 200
-    assert "Revoked 2 connection(s)." in response.text
+    assert "Revoked 2 connections." in response.text
     assert fake_attio.count("revoke") == 2
     assert {c.form["token"] for c in fake_attio.calls_to("revoke")} == tokens
     assert all(not fake_attio.token_info(t).active for t in tokens)
@@ -199,7 +222,7 @@ def test_revoke_action_revokes_through_the_service_with_reason_and_actor(
 
     again = run_action(admin_client, "revoke_selected", pks, apply="1", reason="Left the team")
 
-    assert "Revoked 0 connection(s)." in again.text
+    assert "Revoked 0 connections." in again.text
     assert fake_attio.count("revoke") == 2
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.REVOKED_BY_ADMIN).count() == 2
 
@@ -225,10 +248,65 @@ def test_check_now_marks_an_inactive_connection_needs_reconnect(
     assert alice_connection.last_error_code == "inactive"
     assert working.status == Connection.Status.ACTIVE
     page = admin_client.get(CHANGELIST).text
-    assert "Checked 2 connection(s); 1 working." in page
+    assert "Checked 2 connections; 1 working." in page
     assert AuditEvent.objects.filter(
         kind=AuditEvent.Kind.NEEDS_RECONNECT, connection=alice_connection
     ).exists()
+
+
+def test_check_now_records_the_admins_address_on_every_outcome(
+    admin_client, staff, alice, bob, charlie, make_user, make_connection, fake_attio
+):
+    working = make_connection(alice, "acme")
+    refused = make_connection(bob, "acme")
+    fake_attio.deactivate(refused.access_token())
+    unreachable = make_connection(charlie, "acme")
+    fake_attio.token_shape = "refreshing"
+    expiring = make_connection(make_user("dora"), "globex")
+    Connection.objects.filter(pk=expiring.pk).update(expires_at=timezone.now())
+
+    for connection in (working, refused, unreachable, expiring):
+        if connection == unreachable:
+            fake_attio.fail_next("self", status=503)
+        response = admin_client.post(
+            CHANGELIST,
+            {"action": "check_now", "_selected_action": [connection.pk], "index": "0"},
+            REMOTE_ADDR="198.51.100.7",
+        )
+        assert response.status_code == 302
+
+    events = AuditEvent.objects.filter(connection__in=[working, refused, unreachable, expiring])
+    assert {(e.connection_id, e.kind) for e in events} == {
+        (working.pk, AuditEvent.Kind.CHECKED),
+        (refused.pk, AuditEvent.Kind.NEEDS_RECONNECT),
+        (unreachable.pk, AuditEvent.Kind.CHECK_FAILED),
+        (expiring.pk, AuditEvent.Kind.REFRESHED),
+    }
+    assert {(e.actor, str(e.ip_address)) for e in events} == {(staff, "198.51.100.7")}
+
+
+def test_check_now_of_one_connection_says_connection(admin_client, alice_connection, fake_attio):
+    run_action(admin_client, "check_now", [alice_connection.pk], index="0")
+    assert "Checked 1 connection; 1 working." in admin_client.get(CHANGELIST).text
+
+
+def test_an_admin_revoking_their_own_connection_is_an_admin_revocation(
+    admin_client, staff, make_connection, fake_attio
+):
+    own = make_connection(staff, "acme")
+
+    response = run_action(
+        admin_client, "revoke_selected", [own.pk], apply="1", reason="Laptop stolen"
+    )
+
+    assert "Revoked 1 connection." in response.text
+    own.refresh_from_db()
+    assert own.status == Connection.Status.REVOKED
+    assert own.revoked_by_owner is False
+    event = AuditEvent.objects.get(connection=own, kind=AuditEvent.Kind.REVOKED_BY_ADMIN)
+    assert (event.actor, event.subject, event.reason) == (staff, staff, "Laptop stolen")
+    assert str(event.ip_address) == "127.0.0.1"
+    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.DISCONNECTED).exists()
 
 
 def test_connections_cannot_be_added_or_deleted(admin_client, alice_connection):
@@ -304,6 +382,37 @@ def test_audit_admin_filters_by_kind_and_user(admin_client, audit_events, alice,
     assert not listed(by_user) & set(
         AuditEvent.objects.filter(subject=alice).values_list("pk", flat=True)
     )
+
+
+def test_audit_list_shortens_long_reasons_and_keeps_them_in_a_tooltip(
+    admin_client, staff, alice, alice_connection
+):
+    long_reason = "Left the team; " + "every token they held must go at once. " * 5
+    services.record_event(
+        AuditEvent.Kind.REVOKED_BY_ADMIN,
+        connection=alice_connection,
+        actor=staff,
+        reason=long_reason,
+    )
+    services.record_event(
+        AuditEvent.Kind.REVOKED_BY_ADMIN,
+        connection=alice_connection,
+        actor=staff,
+        reason="user deactivated",
+    )
+
+    page = admin_client.get(AUDIT_CHANGELIST).text
+
+    cells = re.findall(r'<td class="field-reason_summary">(.*?)</td>', page)
+    assert len(cells) == 2
+    short_cell, long_cell = cells  # newest first
+    shown = re.fullmatch(r'<span title="([^"]*)">([^<]*)</span>', long_cell)
+    assert shown is not None, long_cell
+    assert shown[1] == long_reason.replace("'", "&#x27;")
+    assert len(shown[2]) == admin_views.REASON_SUMMARY_CHARS
+    assert shown[2].endswith("…") and long_reason.startswith(shown[2][:-1])
+    assert short_cell == "user deactivated"
+    assert "portal/admin.css" in page
 
 
 def test_audit_events_cannot_be_changed_or_deleted_in_code(audit_events):
@@ -413,7 +522,7 @@ def test_unticking_active_in_the_user_form_deactivates(
     response = admin_client.post(url, user_change_data(alice), follow=True)
 
     assert response.status_code == 200
-    assert "connection(s) revoked, sessions ended" in response.text
+    assert "1 connection revoked, sessions ended" in response.text
     assert fake_attio.count("revoke") == 1
     assert_deactivated(alice, alice_signed_in, [(alice_connection, token)], fake_attio, actor=staff)
 
@@ -458,7 +567,7 @@ def test_deactivate_selected_users_action(
         follow=True,
     )
 
-    assert "Deactivated 2 user(s); revoked 3 connection(s)." in response.text
+    assert "Deactivated 2 users; revoked 3 connections." in response.text
     assert fake_attio.count("revoke") == 3
     assert_deactivated(
         alice,
@@ -485,7 +594,7 @@ def test_deactivate_user_command(alice, alice_connection, alice_signed_in, fake_
 
     call_command("deactivate_user", "alice@example.com", stdout=out)
 
-    assert "Deactivated alice: 1 connection(s) revoked, sessions ended." in out.getvalue()
+    assert "Deactivated alice: 1 connection revoked, sessions ended." in out.getvalue()
     assert fake_attio.count("revoke") == 1
     assert_deactivated(alice, alice_signed_in, [(alice_connection, token)], fake_attio, actor=None)
 

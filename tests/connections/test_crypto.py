@@ -341,11 +341,11 @@ def test_reencrypt_moves_every_row_to_the_new_key_without_changing_versions(
 
     output = run_reencrypt()
 
-    assert "Done: 5 row(s) re-encrypted under key 'k2'." in output
+    assert "Done: 5 rows re-encrypted under key 'k2'." in output
     assert key_ids() == {"k2"}
     assert snapshot() == before
     second = run_reencrypt()
-    assert "Done: 0 row(s) re-encrypted" in second
+    assert "Done: 0 rows re-encrypted" in second
     rotate_to(under_k1, K2)
     assert snapshot() == before
 
@@ -382,7 +382,7 @@ def test_reencrypt_is_resumable_after_an_interruption(
 
     output = run_reencrypt("--batch-size", "1")
 
-    assert "Done: 6 row(s) re-encrypted" in output
+    assert "Done: 6 rows re-encrypted" in output
     assert key_ids() == {"k2"}
     assert snapshot() == before
     rotate_to(under_k1, K2)
@@ -413,7 +413,7 @@ def test_a_credential_write_during_reencrypt_is_not_lost(
         output = run_reencrypt("--batch-size", "1")
 
     # The refreshed row was already under k2 and was skipped, untouched.
-    assert "Done: 2 row(s) re-encrypted" in output
+    assert "Done: 2 rows re-encrypted" in output
     target.refresh_from_db()
     assert target.access_token() == "fake_at_refreshed_mid_run"
     assert target.refresh_token() == "fake_rt_refreshed_mid_run"
@@ -428,7 +428,7 @@ def test_a_row_sealed_under_the_new_key_is_skipped_untouched(under_k1, make_user
     new_sealed = new.access_token_sealed
     old_sealed = old.access_token_sealed
 
-    assert "Done: 1 row(s)" in run_reencrypt()
+    assert "Done: 1 row re-encrypted" in run_reencrypt()
 
     new.refresh_from_db()
     old.refresh_from_db()
@@ -450,7 +450,7 @@ def test_a_failed_revoke_retry_does_not_undo_a_concurrent_reseal(
 
     def reencrypt_while_attio_answers(token):
         # The re-encryption run reaches this row while the retry talks to Attio.
-        assert "Done: 1 row(s)" in run_reencrypt()
+        assert "Done: 1 row re-encrypted" in run_reencrypt()
         return real_revoke(token)
 
     with mock.patch.object(attio, "revoke_token", side_effect=reencrypt_while_attio_answers):

@@ -208,3 +208,13 @@ def test_reconnect_of_another_users_connection_is_forbidden(
     assert response.status_code == 403
     assert not client.session.get("attio_oauth_flows")
     assert sealed_state(alice_connection) == before
+
+
+def test_check_now_on_the_dashboard_records_the_users_address(client, alice, alice_connection):
+    client.force_login(alice)
+    response = client.post(
+        reverse("connections:check", args=[alice_connection.pk]), REMOTE_ADDR="203.0.113.9"
+    )
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(connection=alice_connection, kind=AuditEvent.Kind.CHECKED)
+    assert (event.actor, str(event.ip_address)) == (alice, "203.0.113.9")

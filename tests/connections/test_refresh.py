@@ -397,9 +397,9 @@ def test_sweep_command_prints_progress_and_summary(alice, fake_attio, make_conne
     out = StringIO()
     call_command("sweep_connections", "--concurrency", "1", stdout=out)
     text = out.getvalue()
-    assert "2 connection(s) due" in text
+    assert "2 connections due, 0 revocations to retry." in text
     assert "2/2 done" in text
-    assert "Swept 2 connection(s)" in text and "2 validated" in text
+    assert "Swept 2 connections" in text and "2 validated" in text
 
 
 def test_sweep_retries_pending_upstream_revocations(alice, fake_attio, make_connection):

@@ -445,10 +445,12 @@ def test_admin_lists_keys_without_secrets_and_revokes_with_reason(client, staff,
     assert key.name in listing.text and plaintext not in listing.text
     change = client.get(reverse("admin:mcp_gateway_apikey_change", args=[key.pk]))
     assert plaintext not in change.text and key.digest not in change.text
+    assert 'name="_save"' not in change.text  # nothing on a key's page can be saved
     url = reverse("admin:mcp_gateway_apikey_changelist")
     form = {"action": "revoke_selected", "_selected_action": [key.pk]}
     assert "Reason" in client.post(url, form).text
-    client.post(url, {**form, "apply": "1", "reason": "left the company"}, follow=True)
+    done = client.post(url, {**form, "apply": "1", "reason": "left the company"}, follow=True)
+    assert "Revoked 1 API key." in done.text
     key.refresh_from_db()
     assert key.revoked_reason == "left the company"
     assert AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_REVOKED).actor == staff

@@ -1,5 +1,6 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.translation import ngettext
 
 from connections import services
 
@@ -17,6 +18,7 @@ class Command(BaseCommand):
             raise CommandError(f"No single user matches {user!r}.")
         target = matches[0]
         revoked = services.deactivate_user(target, by=None)
+        connections = ngettext("connection", "connections", revoked)
         self.stdout.write(
-            f"Deactivated {target.get_username()}: {revoked} connection(s) revoked, sessions ended."
+            f"Deactivated {target.get_username()}: {revoked} {connections} revoked, sessions ended."
         )

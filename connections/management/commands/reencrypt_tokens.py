@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.translation import ngettext
 
 from connections.models import AuditEvent, Connection, PendingRevocation, keyring
 from connections.services import record_event
@@ -57,5 +58,8 @@ class Command(BaseCommand):
         if total:
             record_event(AuditEvent.Kind.KEYS_REENCRYPTED, rows=total, key_id=primary)
         self.stdout.write(
-            self.style.SUCCESS(f"Done: {total} row(s) re-encrypted under key {primary!r}.")
+            self.style.SUCCESS(
+                f"Done: {total} {ngettext('row', 'rows', total)} re-encrypted under key "
+                f"{primary!r}."
+            )
         )

@@ -4,6 +4,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils.translation import ngettext
 
 from connections import services, tasks
 
@@ -28,7 +29,9 @@ class Command(BaseCommand):
         items = services.claim_due_connections()
         revocations = services.claim_due_revocations()
         total = len(items)
-        self.stdout.write(f"{total} connection(s) due, {len(revocations)} revocation(s) to retry.")
+        connections = ngettext("connection", "connections", total)
+        retries = ngettext("revocation", "revocations", len(revocations))
+        self.stdout.write(f"{total} {connections} due, {len(revocations)} {retries} to retry.")
         done = 0
 
         def progress(outcome: str) -> None:
@@ -52,6 +55,6 @@ class Command(BaseCommand):
         summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
         self.stdout.write(
             self.style.SUCCESS(
-                f"Swept {total} connection(s) in {elapsed:.1f} s: {summary or 'nothing to do'}."
+                f"Swept {total} {connections} in {elapsed:.1f} s: {summary or 'nothing to do'}."
             )
         )
