@@ -1,4 +1,5 @@
-"""The whole service as `make run` starts it: web server, Celery worker and beat."""
+"""The whole service as `make run` starts it (attio_portal.devserver): web server, Celery
+worker and beat."""
 
 import os
 import re
@@ -54,7 +55,8 @@ def running_service(tmp_path):
         cwd=REPO,
     )
     log = open(tmp_path / "service.log", "w+")  # noqa: SIM115 (closed in finally)
-    process = spawn([str(BIN / "honcho"), "-f", "Procfile", "start"], env, log)
+    # What `make run` runs: the launcher checks the port, migrates, starts the Procfile.
+    process = spawn([sys.executable, "-m", "attio_portal.devserver", "run"], env, log)
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base_url, process, path="/healthz")
