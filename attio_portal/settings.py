@@ -86,6 +86,8 @@ INSTALLED_APPS = [
     "axes",
     "connections",
     "mcp_gateway",
+    # The portal that composes both: the dashboard, the User admin, account commands.
+    "attio_portal",
 ]
 
 MIDDLEWARE = [
@@ -162,7 +164,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "attio_portal" / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

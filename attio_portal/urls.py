@@ -4,8 +4,6 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from connections import views as connection_views
-
 from . import views
 from .forms import SignInForm
 
@@ -34,5 +32,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("connections/", include("connections.urls")),
     path("keys/", include("mcp_gateway.urls")),
-    path("", connection_views.dashboard, name="dashboard"),
+    path("", views.dashboard, name="dashboard"),
 ]

@@ -3,8 +3,6 @@
 from functools import partial
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.text import Truncator
@@ -178,8 +176,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 REASON_SUMMARY_CHARS = 50
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
+class AuditLogAdmin(ReadOnlyAdmin):
+    """For an audit log (who did what to whom, when, from where, why)."""
+
     list_display = [
         "created_at",
         "kind",
@@ -204,13 +203,18 @@ class AuditEventAdmin(ReadOnlyAdmin):
         css = {"all": ["portal/admin.css"]}
 
     @admin.display(description="Reason", ordering="reason")
-    def reason_summary(self, obj: AuditEvent) -> str:
+    def reason_summary(self, obj) -> str:
         # A long reason would take the list's width; its first words are enough there,
         # the rest is in the tooltip and on the event's page.
         short = Truncator(obj.reason).chars(REASON_SUMMARY_CHARS)
         if short == obj.reason:
             return obj.reason
         return format_html('<span title="{}">{}</span>', obj.reason, short)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(AuditLogAdmin):
+    pass
 
 
 @admin.register(PendingRevocation)
@@ -230,37 +234,3 @@ class PendingRevocationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
-
-
-User = get_user_model()
-admin.site.unregister(User)
-
-
-@admin.register(User)
-class PortalUserAdmin(UserAdmin):
-    actions = ["deactivate_selected"]
-
-    def save_model(self, request, obj, form, change):
-        deactivating = change and "is_active" in form.changed_data and not obj.is_active
-        super().save_model(request, obj, form, change)
-        if deactivating:
-            revoked = services.deactivate_user(obj, by=request.user, ip=services.client_ip(request))
-            connections = ngettext("connection", "connections", revoked)
-            self.message_user(
-                request,
-                f"{obj} is deactivated: {revoked} {connections} revoked, sessions ended.",
-            )
-
-    @admin.action(description="Deactivate selected users", permissions=["change"])
-    def deactivate_selected(self, request, queryset):
-        users = [u for u in queryset if u.is_active and u.pk != request.user.pk]
-        revoked = sum(
-            services.deactivate_user(u, by=request.user, ip=services.client_ip(request))
-            for u in users
-        )
-        deactivated = ngettext("user", "users", len(users))
-        connections = ngettext("connection", "connections", revoked)
-        self.message_user(
-            request,
-            f"Deactivated {len(users)} {deactivated}; revoked {revoked} {connections}.",
-        )

@@ -224,7 +224,7 @@ class PendingRevocation(models.Model):
         return True
 
 
-class AuditEventQuerySet(models.QuerySet):
+class AppendOnlyQuerySet(models.QuerySet):
     def update(self, **kwargs):
         raise TypeError("The audit log is append-only")
 
@@ -232,7 +232,24 @@ class AuditEventQuerySet(models.QuerySet):
         raise TypeError("The audit log is append-only")
 
 
-class AuditEvent(models.Model):
+class AppendOnlyModel(models.Model):
+    """A row of an audit log: written once, never changed or deleted through the ORM."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("The audit log is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("The audit log is append-only")
+
+
+class AuditEvent(AppendOnlyModel):
     """An append-only record of a credential event. Never holds a secret."""
 
     class Kind(models.TextChoices):
@@ -250,9 +267,6 @@ class AuditEvent(models.Model):
         UPSTREAM_REVOKE_FAILED = "upstream_revoke_failed", "Revoke at Attio failed"
         USER_DEACTIVATED = "user_deactivated", "User deactivated"
         KEYS_REENCRYPTED = "keys_reencrypted", "Tokens re-encrypted"
-        KEY_CREATED = "key_created", "API key created"
-        KEY_REVOKED = "key_revoked", "API key revoked"
-        KEY_ROLLED = "key_rolled", "API key rolled"
 
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
@@ -283,18 +297,8 @@ class AuditEvent(models.Model):
     reason = models.TextField(blank=True)
     detail = models.JSONField(default=dict, blank=True)
 
-    objects = AuditEventQuerySet.as_manager()
-
     class Meta:
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
-
-    def save(self, *args, **kwargs):
-        if not self._state.adding:
-            raise TypeError("The audit log is append-only")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        raise TypeError("The audit log is append-only")

@@ -31,36 +31,6 @@ def no_referrer(response):
 
 
 @login_required
-def dashboard(request):
-    mine = request.user.attio_connections
-    connections = list(mine.live().order_by("workspace_name"))
-    live_workspaces = {c.workspace_id for c in connections}
-    # Connections an admin revoked stay in view until reconnected, so the owner learns
-    # why their assistant stopped and how to restore it.
-    revoked = [
-        c
-        for c in mine.restorable().order_by("-revoked_at")
-        if c.workspace_id not in live_workspaces
-    ]
-    return render(
-        request,
-        "connections/dashboard.html",
-        {
-            "connections": connections + revoked,
-            "needs_reconnect": [
-                c for c in connections if c.status == Connection.Status.NEEDS_RECONNECT
-            ],
-            "revoked": revoked,
-            "oauth_configured": bool(settings.ATTIO_CLIENT_ID),
-            "api_keys": request.user.api_keys.filter(revoked_at__isnull=True)
-            .select_related("connection", "replaced_by")
-            .order_by("-created_at"),
-            "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
-        },
-    )
-
-
-@login_required
 @require_POST
 def connect(request):
     if not settings.ATTIO_CLIENT_ID:

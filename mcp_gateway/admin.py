@@ -2,10 +2,10 @@
 
 from django.contrib import admin
 
-from connections.admin import ActionsOnlyAdmin, ReadOnlyAdmin, revoke_with_reason
+from connections.admin import ActionsOnlyAdmin, AuditLogAdmin, ReadOnlyAdmin, revoke_with_reason
 
 from . import services
-from .models import ApiKey, ToolCall
+from .models import ApiKey, ApiKeyEvent, ToolCall
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
@@ -84,6 +84,11 @@ class ApiKeyAdmin(ActionsOnlyAdmin):
             noun="API key",
             plural="API keys",
         )
+
+
+@admin.register(ApiKeyEvent)
+class ApiKeyEventAdmin(AuditLogAdmin):
+    pass
 
 
 @admin.register(ToolCall)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from connections.models import Connection
+from connections.models import AppendOnlyModel, Connection
 
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase
 PREFIX = "attp_"
@@ -147,6 +147,47 @@ class ApiKey(models.Model):
         if not self.is_active():
             return "expired"
         return "active"
+
+
+class ApiKeyEvent(AppendOnlyModel):
+    """An append-only record of what happened to a portal API key. Never holds a secret."""
+
+    class Kind(models.TextChoices):
+        CREATED = "key_created", "API key created"
+        REVOKED = "key_revoked", "API key revoked"
+        ROLLED = "key_rolled", "API key rolled"
+
+    created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    # Who did it (empty for the system), and the key's owner.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_key_events",
+    )
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    workspace_name = models.CharField(max_length=200, blank=True)
+    reason = models.TextField(blank=True)
+    # The key's public id (kept when the key row is gone) and what else the event says.
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name = "API key event"
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at:%Y-%m-%d %H:%M:%S}"
 
 
 class ToolCall(models.Model):

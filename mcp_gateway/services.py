@@ -5,10 +5,9 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from connections.models import AuditEvent, Connection
-from connections.services import record_event
+from connections.models import Connection
 
-from .models import ApiKey
+from .models import ApiKey, ApiKeyEvent
 
 
 class ApiKeyError(Exception):
@@ -17,6 +16,23 @@ class ApiKeyError(Exception):
 
 class AlreadyCreated(ApiKeyError):
     """The same creation form was submitted twice (a reload): the key exists already."""
+
+
+def record_key_event(
+    kind: str, key: ApiKey, *, actor, ip: str | None = None, reason: str = "", **detail
+) -> ApiKeyEvent:
+    """Append one event to the API keys' audit log: ids and outcomes, never secrets."""
+    return ApiKeyEvent.objects.create(
+        kind=kind,
+        api_key=key,
+        subject_id=key.owner_id,
+        actor=actor,
+        connection=key.connection,
+        ip_address=ip,
+        workspace_name=key.connection.workspace_name,
+        reason=reason,
+        detail={"api_key": key.public_id, **detail},
+    )
 
 
 def create_api_key(
@@ -56,14 +72,7 @@ def _issue(owner, connection, name, read_only, expires_at, form_nonce, ip):
             expires_at=expires_at,
             form_nonce=form_nonce,
         )
-        record_event(
-            AuditEvent.Kind.KEY_CREATED,
-            connection=connection,
-            actor=owner,
-            ip=ip,
-            api_key=key.public_id,
-            read_only=read_only,
-        )
+        record_key_event(ApiKeyEvent.Kind.CREATED, key, actor=owner, ip=ip, read_only=read_only)
     return key, plaintext
 
 
@@ -75,15 +84,7 @@ def revoke_api_key(key: ApiKey, *, by, reason: str = "", ip: str | None = None) 
         )
         if not revoked:
             return False
-        record_event(
-            AuditEvent.Kind.KEY_REVOKED,
-            subject=key.owner,
-            connection=key.connection,
-            actor=by,
-            ip=ip,
-            reason=reason,
-            api_key=key.public_id,
-        )
+        record_key_event(ApiKeyEvent.Kind.REVOKED, key, actor=by, ip=ip, reason=reason)
     key.refresh_from_db()
     return True
 
@@ -130,13 +131,11 @@ def roll_api_key(
         if key.expires_at is not None:
             ends = min(ends, key.expires_at)
         ApiKey.objects.filter(pk=key.pk).update(replaced_by=successor, expires_at=ends)
-        record_event(
-            AuditEvent.Kind.KEY_ROLLED,
-            subject=key.owner,
-            connection=key.connection,
+        record_key_event(
+            ApiKeyEvent.Kind.ROLLED,
+            key,
             actor=by,
             ip=ip,
-            api_key=key.public_id,
             successor=successor.public_id,
             old_key_expires_at=ends.isoformat(),
         )

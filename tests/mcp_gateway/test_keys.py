@@ -12,9 +12,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from connections.models import AuditEvent
 from mcp_gateway import auth, services
-from mcp_gateway.models import PREFIX, ApiKey, checksum, random_base62
+from mcp_gateway.models import PREFIX, ApiKey, ApiKeyEvent, checksum, random_base62
 
 from ..faults.harness import free_port
 from ..threads import run_together
@@ -218,7 +217,7 @@ def test_revoked_key_fails_on_the_very_next_request(key_checks, mcp, alice_key, 
     assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 200
     services.revoke_api_key(key, by=alice, reason="lost laptop")
     assert raw("POST", "/mcp", json=INITIALIZE, headers=headers).status_code == 401
-    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_REVOKED)
+    event = ApiKeyEvent.objects.get(kind=ApiKeyEvent.Kind.REVOKED)
     assert event.reason == "lost laptop" and event.detail["api_key"] == key.public_id
 
 
@@ -395,7 +394,7 @@ def test_create_key_shows_it_once_with_client_setup(client, alice, alice_connect
     assert 'MCP Inspector <span class="muted">(needs Node.js 20 or later)</span>' in response.text
     key = ApiKey.objects.get()
     assert key.read_only and key.expires_at > timezone.now() + timedelta(days=29)
-    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_CREATED).count() == 1
+    assert ApiKeyEvent.objects.filter(kind=ApiKeyEvent.Kind.CREATED).count() == 1
     # Never again: not on the dashboard, nowhere.
     dashboard = client.get(reverse("dashboard"))
     assert "Claude Code" in dashboard.text
@@ -453,7 +452,7 @@ def test_admin_lists_keys_without_secrets_and_revokes_with_reason(client, staff,
     assert "Revoked 1 API key." in done.text
     key.refresh_from_db()
     assert key.revoked_reason == "left the company"
-    assert AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_REVOKED).actor == staff
+    assert ApiKeyEvent.objects.get(kind=ApiKeyEvent.Kind.REVOKED).actor == staff
 
 
 def test_create_api_key_command_prints_the_key_once(alice_connection):
@@ -515,7 +514,7 @@ def test_rolling_a_key_overlaps_then_retires_the_old_one(
     time_machine.shift(timedelta(hours=24, seconds=1))
     assert status(old_plaintext) == 401
     assert status(new_plaintext) == 200
-    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_ROLLED)
+    event = ApiKeyEvent.objects.get(kind=ApiKeyEvent.Kind.ROLLED)
     assert event.detail["api_key"] == old.public_id
     new = ApiKey.objects.exclude(pk=old.pk).get()
     assert (new.name, new.read_only, new.connection) == (old.name, old.read_only, old.connection)
@@ -542,7 +541,7 @@ def test_rolling_keeps_an_earlier_expiry(alice, alice_connection, make_key):
     key.refresh_from_db()
     assert key.expires_at == soon and successor.expires_at == soon
     assert key.replaced_by == successor
-    event = AuditEvent.objects.get(kind=AuditEvent.Kind.KEY_ROLLED)
+    event = ApiKeyEvent.objects.get(kind=ApiKeyEvent.Kind.ROLLED)
     assert event.detail["old_key_expires_at"] == soon.isoformat()
 
 
@@ -575,20 +574,20 @@ def test_a_key_is_rolled_once(client, alice, alice_key):
 
 def test_a_roll_that_fails_midway_changes_nothing(alice, alice_key, monkeypatch):
     key, plaintext = alice_key
-    record_event = services.record_event
+    record_key_event = services.record_key_event
 
-    def failing_on_roll(kind, **detail):
-        if kind == AuditEvent.Kind.KEY_ROLLED:
+    def failing_on_roll(kind, key, **detail):
+        if kind == ApiKeyEvent.Kind.ROLLED:
             raise RuntimeError("the database went away")
-        return record_event(kind, **detail)
+        return record_key_event(kind, key, **detail)
 
-    monkeypatch.setattr(services, "record_event", failing_on_roll)
+    monkeypatch.setattr(services, "record_key_event", failing_on_roll)
     with pytest.raises(RuntimeError):
         services.roll_api_key(key, by=alice)
     # No successor (nor its creation event), and the old key's expiry untouched.
     assert list(ApiKey.objects.all()) == [key]
     assert ApiKey.objects.get().expires_at is None
-    assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_CREATED).exclude(
+    assert not ApiKeyEvent.objects.filter(kind=ApiKeyEvent.Kind.CREATED).exclude(
         detail__api_key=key.public_id
     )
     assert auth.check_key(plaintext) is not None
@@ -611,4 +610,4 @@ def test_two_rolls_of_one_key_at_once_make_one_successor(alice, alice_key, monke
     assert len(refused) == 1, results
     assert "was rolled already" in str(refused[0])
     assert ApiKey.objects.count() == 2
-    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.KEY_ROLLED).count() == 1
+    assert ApiKeyEvent.objects.filter(kind=ApiKeyEvent.Kind.ROLLED).count() == 1
