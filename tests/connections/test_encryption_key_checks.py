@@ -1,4 +1,4 @@
-"""`manage.py check --database default` refuses keys that don't open stored tokens."""
+"""`manage.py check --database default` refuses encryption keys that don't open stored tokens."""
 
 import pytest
 from django.core.management import call_command

@@ -1,0 +1,297 @@
+"""The MCP key check on PostgreSQL: today's paths against the plain async ORM, side by side.
+
+    .venv/bin/python bench/key_check.py [--keys 100000] [--rounds 5] [--checks 2000]
+        [--concurrency 1,16] [--max-seconds 900]
+
+Variants, all in one process and one event loop:
+
+- pg-pool:        `PostgresKeyChecks.check()`, prebuilt SQL on its own psycopg pool, in the
+                  event loop (what the gateway runs on PostgreSQL today);
+- orm-hop:        `KeyChecks.check()`, the same prebuilt SQL on Django's connection in one
+                  `sync_to_async` hop, with connection upkeep (today's path elsewhere);
+- afirst:         `ApiKey.objects.select_related("owner", "connection")
+                  .filter(public_id=...).afirst()` then `accept()` (Django hops to its
+                  thread inside `afirst`); no connection upkeep, so a lower bound;
+- afirst-only:    the same with `.only()` of the columns the check and the verifier read;
+- orm-hop-first:  today's one hop with the ORM query in it instead of the prebuilt SQL
+                  (upkeep, `select_related(...).first()`, `accept()`): the ORM path with
+                  the upkeep a production version would need.
+
+Seeding: one user, one connection, `--keys` keys (bulk_create), `last_used_at` in the
+future so no check writes it (the steady state: the write is once a minute per key).
+Each round runs every variant at every concurrency (order rotated round to round), a
+short warm-up then `--checks` checks, `--sample` distinct keys in turn; concurrency N is N
+coroutines pulling keys, `asyncio.gather`ed. Per run: wall time per check (batch wall /
+checks), p50 and p99 of each check's own wall time, CPU per check (`time.process_time()`
+over the batch, all of this process's threads, / checks). The table gives the medians
+over the rounds and the ratios to pg-pool. The database is created and dropped here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.support import drop_database, recreate_database, set_up_portal  # noqa: E402
+from tests.faults.harness import percentile  # noqa: E402
+
+ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
+VARIANTS = ("pg-pool", "orm-hop", "afirst", "afirst-only", "orm-hop-first")
+# Columns the check (accept, last_used_at, KeyRefused) and ApiKeyVerifier read.
+ONLY = (
+    "public_id", "digest", "read_only", "expires_at", "revoked_at", "replaced_by_id",
+    "last_used_at", "owner__is_active", "owner__username", "connection__workspace_id",
+    "connection__status",
+)  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--keys", type=int, default=100_000, help="API keys in the table")
+    p.add_argument("--rounds", type=int, default=5, help="runs of every variant")
+    p.add_argument("--checks", type=int, default=2000, help="checks per run")
+    p.add_argument("--warmup", type=int, default=200, help="checks before each run")
+    p.add_argument("--sample", type=int, default=2000, help="distinct keys presented")
+    p.add_argument("--concurrency", default="1,16", help="comma list of checks in flight")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma list of variants")
+    p.add_argument("--max-seconds", type=float, default=900, help="no new round after this")
+    p.add_argument("--call-cpu-ms", type=float, default=3.5, help="CPU of a whole tool call")
+    p.add_argument("--database", default="portal_bench_keycheck")
+    p.add_argument("--admin-url", default=ADMIN_URL, help="a database the role can connect to")
+    p.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
+    return p.parse_args(argv)
+
+
+def seed(keys: int, sample: int) -> list[str]:
+    """`keys` keys for one user and connection; the plaintext of `sample` of them."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from connections.models import Connection
+    from mcp_gateway.models import ApiKey, key_digest, new_key
+
+    user = get_user_model().objects.create_user("bench", "bench@bench.test", "!")
+    connection = Connection.objects.create(
+        owner=user,
+        method=Connection.Method.API_KEY,
+        workspace_id="74b999b1-888a-5728-91c0-79e4867a2758",
+        workspace_name="Acme",
+    )
+    connection.set_credentials(access_token="bench-token", refresh_token=None, expires_at=None)
+    connection.save()
+    future = timezone.now() + timedelta(days=365)  # never due: no last_used_at writes
+    every = max(1, keys // sample)
+    plaintexts, batch = [], []
+    for i in range(keys):
+        public_id, plaintext = new_key()
+        if i % every == 0 and len(plaintexts) < sample:
+            plaintexts.append(plaintext)
+        batch.append(
+            ApiKey(
+                owner=user, connection=connection, name=f"bench {i}", public_id=public_id,
+                digest=key_digest(plaintext), last_four=plaintext[-4:], last_used_at=future,
+            )
+        )  # fmt: skip
+        if len(batch) == 5000:
+            ApiKey.objects.bulk_create(batch)
+            batch = []
+    ApiKey.objects.bulk_create(batch)
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return plaintexts
+
+
+def make_checks() -> dict:
+    """Variant name -> (async check(presented) -> ApiKey | None, async context to run in)."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.utils import timezone
+
+    from mcp_gateway import auth
+    from mcp_gateway.models import ApiKey
+
+    pool = auth.PostgresKeyChecks(connections["default"])
+    hop = auth.KeyChecks()
+    query = ApiKey.objects.select_related("owner", "connection")
+
+    async def afirst(presented: str):
+        public_id = auth.public_id_of(presented)
+        if public_id is None:
+            return None
+        key = await query.filter(public_id=public_id).afirst()
+        return auth.accept(presented, key, timezone.now())
+
+    async def afirst_only(presented: str):
+        public_id = auth.public_id_of(presented)
+        if public_id is None:
+            return None
+        key = await query.only(*ONLY).filter(public_id=public_id).afirst()
+        return auth.accept(presented, key, timezone.now())
+
+    def first_in_thread(presented: str):
+        auth.close_stale_database_connections()
+        key = query.filter(public_id=auth.public_id_of(presented)).first()
+        key = auth.accept(presented, key, now := timezone.now())
+        if key is not None and auth.last_used_is_due(key, now):
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        return key
+
+    first_hop = sync_to_async(first_in_thread)
+
+    async def orm_hop_first(presented: str):
+        if auth.public_id_of(presented) is None:
+            return None
+        return await first_hop(presented)
+
+    return {
+        "pg-pool": (pool.check, pool.running),
+        "orm-hop": (hop.check, hop.running),
+        "afirst": (afirst, hop.running),
+        "afirst-only": (afirst_only, hop.running),
+        "orm-hop-first": (orm_hop_first, hop.running),
+    }
+
+
+async def run_batch(check, keys: list[str], concurrency: int) -> dict:
+    """`keys` checked by `concurrency` coroutines; wall, CPU and each check's wall time."""
+    queue = iter(keys)
+    times: list[float] = []
+
+    async def worker() -> None:
+        for presented in queue:
+            started = time.perf_counter()
+            key = await check(presented)
+            times.append(time.perf_counter() - started)
+            if key is None or presented.split("_")[1] != key.public_id:
+                raise AssertionError(f"{presented[:18]}…: not accepted")
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    times.sort()
+    n = len(keys)
+    return {
+        "wall_ms": wall / n * 1000,
+        "p50_ms": percentile(times, 50) * 1000,
+        "p99_ms": percentile(times, 99) * 1000,
+        "cpu_ms": cpu / n * 1000,
+    }
+
+
+async def measure(args, plaintexts: list[str], names: list[str], concurrencies: list[int]):
+    checks = make_checks()
+    runs: dict[tuple[str, int], list[dict]] = {(n, c): [] for n in names for c in concurrencies}
+    position = 0
+
+    def next_keys(count: int) -> list[str]:
+        nonlocal position
+        out = [plaintexts[(position + i) % len(plaintexts)] for i in range(count)]
+        position += count
+        return out
+
+    # One loop for the whole run, as in a uvicorn worker: the pool stays open throughout.
+    async with checks["pg-pool"][1](), checks["orm-hop"][1]():
+        deadline = time.monotonic() + args.max_seconds
+        for r in range(args.rounds):
+            if r and time.monotonic() > deadline:
+                print(f"--max-seconds reached: {r} rounds")
+                break
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for c in concurrencies:
+                for name in order:
+                    check = checks[name][0]
+                    await run_batch(check, next_keys(args.warmup), c)
+                    result = await run_batch(check, next_keys(args.checks), c)
+                    runs[name, c].append(result)
+                    print(
+                        f"round {r + 1} c={c:<3} {name:<14} wall {result['wall_ms']:.3f} "
+                        f"p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f} "
+                        f"cpu {result['cpu_ms']:.3f} ms/check",
+                        flush=True,
+                    )
+    return runs
+
+
+def print_table(args, runs, names: list[str], concurrencies: list[int]) -> None:
+    med = {
+        k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in runs.items() if rs
+    }
+    print(
+        f"\nMedians over {len(runs[names[0], concurrencies[0]])} rounds, {args.checks} "
+        "checks each; ratios to pg-pool; ms per check\n"
+    )
+    print(
+        "| c | variant | wall/check | p50 | p99 | CPU/check | CPU range | wall ratio | "
+        "CPU ratio | CPU delta | delta / tool call |"
+    )
+    print("| ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |")
+    for c in concurrencies:
+        base = med.get(("pg-pool", c))
+        for name in names:
+            m = med[name, c]
+            cpus = [r["cpu_ms"] for r in runs[name, c]]
+            row = [
+                str(c), name, f"{m['wall_ms']:.3f}", f"{m['p50_ms']:.3f}",
+                f"{m['p99_ms']:.3f}", f"{m['cpu_ms']:.3f}", f"{min(cpus):.3f}-{max(cpus):.3f}",
+            ]  # fmt: skip
+            if base:
+                delta = m["cpu_ms"] - base["cpu_ms"]
+                row += [
+                    f"{m['wall_ms'] / base['wall_ms']:.2f}x",
+                    f"{m['cpu_ms'] / base['cpu_ms']:.2f}x",
+                    f"{delta:+.3f}",
+                    f"{delta / args.call_cpu_ms:+.0%}",
+                ]
+            else:
+                row += [""] * 4
+            print("| " + " | ".join(row) + " |")
+    print(
+        f"\n'delta / tool call': the CPU delta against a whole tool call's ~{args.call_cpu_ms} "
+        "ms of CPU (--call-cpu-ms; bench/README.md)."
+    )
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [n for n in args.variants.split(",") if n]
+    unknown = set(names) - set(VARIANTS)
+    if unknown:
+        sys.exit(f"unknown variants: {', '.join(sorted(unknown))}")
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    print(f"load average {load_average()}")
+    recreate_database(args)
+    try:
+        set_up_portal(args, LOG_LEVEL="WARNING", PORTAL_BASE_URL="http://127.0.0.1:8000")
+        started = time.monotonic()
+        plaintexts = seed(args.keys, args.sample)
+        print(f"seeded {args.keys} keys in {time.monotonic() - started:.1f} s", flush=True)
+        runs = asyncio.run(measure(args, plaintexts, names, concurrencies))
+        print_table(args, runs, names, concurrencies)
+        print(f"load average {load_average()}")
+    finally:
+        from django.conf import settings
+
+        if settings.configured:
+            from django.db import connections
+
+            connections.close_all()  # this thread's; the ORM thread's go with DROP ... FORCE
+        if not args.keep_database:
+            drop_database(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
