@@ -5,7 +5,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import ngettext
 
-from connections import services
+from connections.services import client_ip
+
+from .accounts import deactivate_user
 
 User = get_user_model()
 admin.site.unregister(User)
@@ -19,7 +21,7 @@ class PortalUserAdmin(UserAdmin):
         deactivating = change and "is_active" in form.changed_data and not obj.is_active
         super().save_model(request, obj, form, change)
         if deactivating:
-            revoked = services.deactivate_user(obj, by=request.user, ip=services.client_ip(request))
+            revoked = deactivate_user(obj, by=request.user, ip=client_ip(request))
             connections = ngettext("connection", "connections", revoked)
             self.message_user(
                 request,
@@ -29,10 +31,7 @@ class PortalUserAdmin(UserAdmin):
     @admin.action(description="Deactivate selected users", permissions=["change"])
     def deactivate_selected(self, request, queryset):
         users = [u for u in queryset if u.is_active and u.pk != request.user.pk]
-        revoked = sum(
-            services.deactivate_user(u, by=request.user, ip=services.client_ip(request))
-            for u in users
-        )
+        revoked = sum(deactivate_user(u, by=request.user, ip=client_ip(request)) for u in users)
         deactivated = ngettext("user", "users", len(users))
         connections = ngettext("connection", "connections", revoked)
         self.message_user(

@@ -294,7 +294,7 @@ def _make_folders_for_local_state() -> None:
 
 _make_folders_for_local_state()
 
-# Keeping connections fresh (see connections/services.py ensure_fresh).
+# Keeping connections fresh (see connections/freshness.py ensure_fresh).
 # Refresh a token this long before it expires.
 CONNECTION_REFRESH_MARGIN = timedelta(
     seconds=env.int("CONNECTION_REFRESH_MARGIN_SECONDS", default=600)

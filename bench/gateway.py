@@ -290,7 +290,6 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
     figure is not just one hot index page.
     """
     from mcp_gateway import auth
-    from mcp_gateway.server import ApiKeyVerifier
 
     keys = [
         k
@@ -317,9 +316,8 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
     for label, make in [("own pool", auth.key_checks), ("ORM thread", auth.KeyChecks)]:
         for name in ("check", "verify_token"):
             key_checks = make()
-            verify = (
-                key_checks.check if name == "check" else ApiKeyVerifier(key_checks).verify_token
-            )
+            verifier = auth.ApiKeyVerifier(key_checks)
+            verify = key_checks.check if name == "check" else verifier.verify_token
             ms = sorted(asyncio.run(run(key_checks, verify)))
             out[f"{name} ({label})"] = {
                 "calls": len(ms),

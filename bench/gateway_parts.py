@@ -12,8 +12,9 @@ and reads `time.process_time()` around each run. Variants, interleaved round by 
 - floor: `bench/gateway_floor.py`, the bare `MCPServer`;
 - gateway: `attio_portal.asgi`'s MCP app as it runs in production;
 - no key query: the same, but the key check returns a key read once beforehand;
-- ... and no policy: without the `gateway_policy` middleware (limits, audit trail);
-- ... and no portal wrappers: the SDK's app alone, without `gateway_app`'s checks.
+- ... and no policy: without the policy middleware (`mcp_gateway/policy.py`: limits, audit
+  trail);
+- ... and no portal wrappers: the SDK's app alone, without `mcp_gateway/http.py`'s checks.
 
 It prints every run and then, per variant, the minimum and the median of the rounds (the
 minimum is the least disturbed by other work on the machine). Same database and fake
@@ -109,6 +110,7 @@ def floor_app():
 def gateway_app(key, *, key_query: bool, policy: bool, wrappers: bool):
     from attio_portal.asgi import dispatcher
     from mcp_gateway import auth, server
+    from mcp_gateway.policy import middleware as policy_middleware
 
     class KeyReadBeforehand(auth.KeyChecks):
         async def check(self, presented: str):
@@ -122,7 +124,7 @@ def gateway_app(key, *, key_query: bool, policy: bool, wrappers: bool):
     finally:
         auth.key_checks = make_key_checks
     if not policy:
-        mcp_server.middleware.remove(server.gateway_policy)
+        mcp_server.middleware.remove(policy_middleware)
     app = server.gateway_app(mcp_server) if wrappers else server.build_app(mcp_server)
     return dispatcher(app), mcp_server.session_manager
 

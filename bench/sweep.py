@@ -75,12 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--celery-pool", choices=("threads", "prefork"), default="threads")
     p.add_argument("--celery-concurrency", type=int, default=32)
     p.add_argument(
-        "--what-if",
-        default="",
-        help="comma list of patches (in this process, or the worker's) to measure suggested "
-        "fixes: shared-ssl, keep-db (see bench/whatif.py)",
-    )
-    p.add_argument(
         "--profile",
         help="write cProfile stats of the sweep to this file (use --concurrency 1: "
         "cProfile sees only the main thread)",
@@ -310,7 +304,6 @@ class Result:
     workspaces: int
     concurrency: str
     latency: float
-    what_if: str = ""
     wall: float = 0.0
     claim_seconds: float = 0.0
     plan_seconds: float = 0.0  # the last offset plan_sweep gave
@@ -343,13 +336,13 @@ class Result:
 
 
 class ClaimTimer:
-    """Wraps services.claim_due_connections to time it and keep the plan's length."""
+    """Wraps sweep.claim_due_connections to time it and keep the plan's length."""
 
     def __init__(self):
-        from connections import services
+        from connections import sweep
 
-        self.services = services
-        self.original = services.claim_due_connections
+        self.sweep = sweep
+        self.original = sweep.claim_due_connections
         self.seconds = 0.0
         self.plan_seconds = 0.0
 
@@ -361,11 +354,11 @@ class ClaimTimer:
             self.plan_seconds = max((i.offset for i in items), default=0.0)
             return items
 
-        self.services.claim_due_connections = timed
+        self.sweep.claim_due_connections = timed
         return self
 
     def __exit__(self, *exc):
-        self.services.claim_due_connections = self.original
+        self.sweep.claim_due_connections = self.original
 
 
 class SendLog:
@@ -401,13 +394,11 @@ class SendLog:
 def run_command_sweep(args, concurrency: int, result: Result, sends: SendLog) -> None:
     from django.core.management import call_command
 
-    from bench import whatif
-
     out = io.StringIO()
     cpu0 = _self_cpu()
     started = time.monotonic()
     profiler = cProfile.Profile() if args.profile else None
-    with whatif.applied(_what_ifs(args)), ClaimTimer() as timer, sends:
+    with ClaimTimer() as timer, sends:
         if profiler:
             profiler.enable()
         call_command("sweep_connections", "--concurrency", str(concurrency), "--quiet", stdout=out)
@@ -421,10 +412,6 @@ def run_command_sweep(args, concurrency: int, result: Result, sends: SendLog) ->
     result.outcome = out.getvalue().strip().splitlines()[-1]
 
 
-def _what_ifs(args) -> list[str]:
-    return [name for name in args.what_if.split(",") if name]
-
-
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -435,14 +422,11 @@ class Worker:
 
     def __init__(self, args, env: dict[str, str], queue: str, logfile: Path):
         self.log = open(logfile, "w")  # noqa: SIM115 (closed in stop)
-        what_ifs = _what_ifs(args)
-        if what_ifs:
-            command = [sys.executable, "-m", "bench.celery_worker", ",".join(what_ifs)]
-        else:
-            command = [str(BIN / "celery"), "-A", "attio_portal"]
         self.proc = subprocess.Popen(
             [
-                *command,
+                str(BIN / "celery"),
+                "-A",
+                "attio_portal",
                 "worker",
                 "-P",
                 args.celery_pool,
@@ -521,7 +505,7 @@ def verify(seeded: Seeded, since_wall, figures: CallFigures, result: Result) -> 
     from django.conf import settings
     from django.utils import timezone
 
-    from connections import services
+    from connections import sweep
     from connections.models import AuditEvent, Connection
 
     problems = result.problems
@@ -553,7 +537,7 @@ def verify(seeded: Seeded, since_wall, figures: CallFigures, result: Result) -> 
     events = AuditEvent.objects.filter(kind=AuditEvent.Kind.REFRESHED).count()
     if events != seeded.refreshing:
         problems.append(f"{events} refreshed audit event(s) for {seeded.refreshing} refreshes")
-    still_due = services.due_connections(timezone.now()).count()
+    still_due = sweep.due_connections(timezone.now()).count()
     if still_due:
         problems.append(f"{still_due} connection(s) still due after the sweep")
     if figures.validations != seeded.validating:
@@ -581,7 +565,7 @@ def one_run(args, mode, count, concurrency, fake, workspace_ids, worker) -> Resu
     label = (
         str(concurrency) if mode == "command" else (f"{args.celery_pool}x{args.celery_concurrency}")
     )
-    result = Result(mode, count, len(workspace_ids), label, args.latency, args.what_if)
+    result = Result(mode, count, len(workspace_ids), label, args.latency)
     since_wall = timezone.now()
     since = time.monotonic()
     busy0, total0 = machine_ticks()
@@ -647,7 +631,6 @@ def row(r: Result) -> str:
         f"{r.sweep_cpu_seconds:>6.1f} "
         f"{r.fake_cpu_seconds:>5.1f} {r.machine_busy:>4.0%} {r.db_sessions_opened:>7}  "
         + ("ok" if r.ok else "; ".join(r.problems))
-        + (f"  [what-if: {r.what_if}]" if r.what_if else "")
     )
 
 

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 from django.utils.translation import ngettext
 
-from . import services
+from . import freshness, services
 from .forms import RevokeReasonForm
 from .models import AuditEvent, Connection, PendingRevocation
 
@@ -148,7 +148,7 @@ class ConnectionAdmin(ActionsOnlyAdmin):
     @admin.action(description="Check now with Attio", permissions=["change"])
     def check_now(self, request, queryset):
         ip = services.client_ip(request)
-        results = [services.check_connection(c, by=request.user, ip=ip) for c in queryset]
+        results = [freshness.check_connection(c, by=request.user, ip=ip) for c in queryset]
         working = sum(
             1 for c in results if c.status == Connection.Status.ACTIVE and not c.last_error_code
         )

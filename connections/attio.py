@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import email.utils
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
@@ -394,18 +395,11 @@ def async_client() -> httpx.AsyncClient:
     return client
 
 
-@dataclass
-class CallLog:
-    """What the calls of one tool call saw, for the audit trail."""
-
-    status: int | None = None
-    calls: int = 0
-    # Set by the gateway when a call ends in an error, for the audit trail.
-    error_code: str = ""
-
-
-call_log: contextvars.ContextVar[CallLog | None] = contextvars.ContextVar(
-    "attio_call_log", default=None
+# Told the status code of every answer `arequest` gets, when set: a caller that keeps its
+# own record of what Attio answered sets it around its calls. A context variable, so
+# concurrent requests each see only their own.
+answer_observer: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar(
+    "attio_answer_observer", default=None
 )
 
 
@@ -432,13 +426,11 @@ async def arequest(
     """
     is_read = method == "GET" if read is None else read
     url = f"{settings.ATTIO_API_BASE_URL}{url_path}"
-    log = call_log.get()
+    observe = answer_observer.get()
     waited = 0.0
     attempt = 0
     while True:
         attempt += 1
-        if log is not None:
-            log.calls += 1
         try:
             response = await async_client().request(
                 method, url, headers=_bearer(token), params=params, json=json
@@ -450,8 +442,8 @@ async def arequest(
                 await asyncio.sleep(0.2 * attempt)
                 continue
             raise transport_error(e) from None
-        if log is not None:
-            log.status = response.status_code
+        if observe is not None:
+            observe(response.status_code)
         if response.status_code == 429:
             error = error_from_response(response)
             wait = error.retry_after if error.retry_after is not None else 1.0

@@ -9,7 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
-from . import services
+from . import freshness, services
+from .connect import ConnectError, connect_with_api_key, finish_oauth, start_oauth
 from .forms import AttioApiKeyForm
 from .models import Connection
 
@@ -41,7 +42,7 @@ def connect(request):
             "Attio API key instead.",
         )
         return redirect("dashboard")
-    return redirect(services.start_oauth(request))
+    return redirect(start_oauth(request))
 
 
 @login_required
@@ -50,7 +51,7 @@ def reconnect(request, pk: int):
     connection = own_connection(request, pk, restorable=True)
     if connection.method == Connection.Method.API_KEY or not settings.ATTIO_CLIENT_ID:
         return redirect("connections:connect-api-key")
-    return redirect(services.start_oauth(request, reconnect=connection))
+    return redirect(start_oauth(request, reconnect=connection))
 
 
 @never_cache
@@ -59,8 +60,8 @@ def reconnect(request, pk: int):
 @sensitive_variables()
 def callback(request):
     try:
-        connection, created = services.finish_oauth(request, request.GET)
-    except services.ConnectError as e:
+        connection, created = finish_oauth(request, request.GET)
+    except ConnectError as e:
         page = render(request, "connections/connect_failed.html", {"problem": str(e)}, status=400)
         return no_referrer(page)
     verb = "Connected" if created else "Reconnected"
@@ -76,12 +77,12 @@ def connect_api_key(request):
     form = AttioApiKeyForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            connection, created = services.connect_with_api_key(
+            connection, created = connect_with_api_key(
                 request.user,
                 form.cleaned_data["api_key"],
                 ip=services.client_ip(request),
             )
-        except services.ConnectError as e:
+        except ConnectError as e:
             form.add_error("api_key", str(e))
         else:
             verb = "Connected" if created else "Updated the key for"
@@ -93,7 +94,7 @@ def connect_api_key(request):
 @login_required
 @require_POST
 def check(request, pk: int):
-    connection = services.check_connection(
+    connection = freshness.check_connection(
         own_connection(request, pk), by=request.user, ip=services.client_ip(request)
     )
     if connection.status == Connection.Status.ACTIVE and not connection.last_error_code:

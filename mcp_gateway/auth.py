@@ -1,4 +1,5 @@
-"""A presented API key -> its ApiKey row (with its owner and connection), or None.
+"""A presented API key -> the Caller (its key, owner and connection), or None; and the
+SDK's TokenVerifier on top of that.
 
 A key its holder may no longer use (revoked, rolled, expired) raises KeyRefused instead,
 so the 401 can say why; only refusals do any work to tell them apart.
@@ -7,15 +8,20 @@ so the 401 can say why; only refusals do any work to tell them apart.
 import contextlib
 import hmac
 import re
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db import connection as db
 from django.utils import timezone
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from connections.models import Connection
@@ -333,3 +339,104 @@ def key_checks() -> KeyChecks:
     if connection.vendor == "postgresql":
         return PostgresKeyChecks(connection)
     return KeyChecks()
+
+
+# --- The caller, and the SDK's verifier ---------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What a tool call met, for its audit row (policy.py): the status of Attio's last
+    answer and the code of the failure it ended with. Filled in as the tool runs
+    (tools/_call.py)."""
+
+    attio_status: int | None = None
+    error_code: str = ""
+
+    def saw_answer(self, status: int) -> None:
+        self.attio_status = status
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the API key, its owner, the Attio connection it acts on and
+    whether it may write, as this request's key check read them.
+
+    One per HTTP request, made by the verifier. A stateless POST carries exactly one
+    JSON-RPC message (the SDK refuses batches), so `outcome` is that one call's.
+    """
+
+    key: ApiKey
+    user: AbstractBaseUser
+    connection: Connection
+    read_only: bool
+    outcome: Outcome = field(default_factory=Outcome, compare=False)
+
+    @classmethod
+    def of(cls, key: ApiKey) -> "Caller":
+        return cls(key=key, user=key.owner, connection=key.connection, read_only=key.read_only)
+
+    @property
+    def scopes(self) -> list[str]:
+        return ["attio:read"] if self.read_only else ["attio:read", "attio:write"]
+
+
+def current_caller() -> Caller:
+    """This request's Caller.
+
+    The SDK hands what the verifier answered (the AccessToken) to the rest of the request
+    only through its own context variable, read with get_access_token(). This is the one
+    place the gateway reads it: the policy middleware calls it, and so does each tool's
+    run (tools/_call.py, `as_sdk_tool`), which hands the Caller to the tool as its first
+    argument.
+    """
+    access = get_access_token()
+    if access is None or not access.claims or "caller" not in access.claims:
+        # The SDK's auth middleware guarantees a verified key on /mcp.
+        raise RuntimeError("no authenticated API key in this request")
+    return access.claims["caller"]
+
+
+class Refusal:
+    """Why this request's key was refused, when its holder may be told (KeyRefused):
+    http.py makes one per request and, if the answer is a 401, says so in it."""
+
+    description: str | None = None
+
+
+# The current request's Refusal, set by http.py and filled in by ApiKeyVerifier. The SDK
+# calls the verifier with the token alone, so this is the one way back to http.py.
+refusal: ContextVar[Refusal | None] = ContextVar("mcp_key_refusal", default=None)
+
+
+def mcp_url() -> str:
+    return f"{settings.PORTAL_BASE_URL}/mcp"
+
+
+class ApiKeyVerifier:
+    """The SDK's TokenVerifier, backed by portal API keys: the key's Caller goes in the
+    AccessToken's claims."""
+
+    def __init__(self, key_checks: KeyChecks) -> None:
+        self.key_checks = key_checks
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            key = await self.key_checks.check(token)
+        except KeyRefused as refused:
+            this_request = refusal.get()
+            if this_request is not None:
+                this_request.description = refused.description
+            return None
+        if key is None:
+            return None
+        caller = Caller.of(key)
+        return AccessToken(
+            token=token,
+            client_id=f"api-key:{key.public_id}",
+            scopes=caller.scopes,
+            expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
+            resource=mcp_url(),
+            subject=str(key.owner_id),
+            claims={"caller": caller},
+        )

@@ -97,6 +97,12 @@ def revoke_keys(*, by, reason: str, ip: str | None = None, **which) -> int:
     return sum(revoke_api_key(k, by=by, reason=reason, ip=ip) for k in keys)
 
 
+def revoke_keys_of_disconnected_connection(sender, *, connection, by, ip, **kwargs) -> None:
+    """connections' `connection_disconnected`: the owner cut the workspace off, so its
+    keys go for good (connecting it again later doesn't bring them back)."""
+    revoke_keys(connection=connection, by=by, reason="connection disconnected", ip=ip)
+
+
 def roll_api_key(
     key: ApiKey, *, by, overlap: timedelta = timedelta(hours=24), ip: str | None = None
 ) -> tuple[ApiKey, str]:

@@ -196,12 +196,15 @@ def test_revoke_action_without_a_reason_revokes_nothing(admin_client, alice_conn
 
 
 def test_revoke_action_revokes_through_the_service_with_reason_and_actor(
-    admin_client, staff, alice, alice_connection, bob, bob_connection, fake_attio
+    admin_client, staff, alice, alice_connection, bob, bob_connection, fake_attio, worker
 ):
     tokens = {alice_connection.access_token(), bob_connection.access_token()}
     pks = [alice_connection.pk, bob_connection.pk]
 
-    response = run_action(admin_client, "revoke_selected", pks, apply="1", reason="Left the team")
+    with worker():
+        response = run_action(
+            admin_client, "revoke_selected", pks, apply="1", reason="Left the team"
+        )
 
     assert response.status_code == 200
     assert "Revoked 2 connections." in response.text
@@ -513,13 +516,14 @@ def user_change_data(user) -> dict:
 
 
 def test_unticking_active_in_the_user_form_deactivates(
-    admin_client, staff, alice, alice_connection, alice_signed_in, fake_attio
+    admin_client, staff, alice, alice_connection, alice_signed_in, fake_attio, worker
 ):
     token = alice_connection.access_token()
     url = reverse("admin:auth_user_change", args=[alice.pk])
     assert admin_client.get(url).status_code == 200
 
-    response = admin_client.post(url, user_change_data(alice), follow=True)
+    with worker():
+        response = admin_client.post(url, user_change_data(alice), follow=True)
 
     assert response.status_code == 200
     assert "1 connection revoked, sessions ended" in response.text
@@ -551,21 +555,23 @@ def test_deactivate_selected_users_action(
     bob_connection,
     make_connection,
     fake_attio,
+    worker,
 ):
     alices_globex = make_connection(alice, "globex")
     tokens = {c.pk: c.access_token() for c in (alice_connection, alices_globex, bob_connection)}
     bob_browser = Client()
     bob_browser.force_login(bob)
 
-    response = admin_client.post(
-        USER_CHANGELIST,
-        {
-            "action": "deactivate_selected",
-            "_selected_action": [alice.pk, bob.pk, staff.pk],
-            "index": "0",
-        },
-        follow=True,
-    )
+    with worker():
+        response = admin_client.post(
+            USER_CHANGELIST,
+            {
+                "action": "deactivate_selected",
+                "_selected_action": [alice.pk, bob.pk, staff.pk],
+                "index": "0",
+            },
+            follow=True,
+        )
 
     assert "Deactivated 2 users; revoked 3 connections." in response.text
     assert fake_attio.count("revoke") == 3
@@ -588,11 +594,12 @@ def test_deactivate_selected_users_action(
     assert admin_client.get(USER_CHANGELIST).status_code == 200
 
 
-def test_deactivate_user_command(alice, alice_connection, alice_signed_in, fake_attio):
+def test_deactivate_user_command(alice, alice_connection, alice_signed_in, fake_attio, worker):
     token = alice_connection.access_token()
     out = io.StringIO()
 
-    call_command("deactivate_user", "alice@example.com", stdout=out)
+    with worker():
+        call_command("deactivate_user", "alice@example.com", stdout=out)
 
     assert "Deactivated alice: 1 connection revoked, sessions ended." in out.getvalue()
     assert fake_attio.count("revoke") == 1
@@ -600,9 +607,10 @@ def test_deactivate_user_command(alice, alice_connection, alice_signed_in, fake_
 
 
 def test_deactivate_user_command_by_username_leaves_others_alone(
-    alice, alice_connection, bob, bob_connection, fake_attio
+    alice, alice_connection, bob, bob_connection, fake_attio, worker
 ):
-    call_command("deactivate_user", "alice", stdout=io.StringIO())
+    with worker():
+        call_command("deactivate_user", "alice", stdout=io.StringIO())
     bob.refresh_from_db()
     bob_connection.refresh_from_db()
     assert bob.is_active

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection as db_connection
 from django.utils import timezone
 
-from connections import services
+from connections import freshness
 from connections.models import Connection
 
 from ..faults.harness import log_file, start_celery, stop, wait_for
@@ -112,7 +112,7 @@ def test_a_lock_holder_killed_before_calling_attio_blocks_no_one(
 
         def refresh():
             try:
-                outcome["value"] = services.ensure_fresh(conn.pk)
+                outcome["value"] = freshness.ensure_fresh(conn.pk)
             finally:
                 db_connection.close()
 
@@ -127,6 +127,6 @@ def test_a_lock_holder_killed_before_calling_attio_blocks_no_one(
     finally:
         holder.kill()
         holder.wait()
-    assert outcome["value"] == services.Outcome.REFRESHED
+    assert outcome["value"] == freshness.Outcome.REFRESHED
     assert refreshing_attio.count("refresh") == 1
     assert Connection.objects.get(pk=conn.pk).status == Connection.Status.ACTIVE

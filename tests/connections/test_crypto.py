@@ -437,12 +437,13 @@ def test_a_row_sealed_under_the_new_key_is_skipped_untouched(under_k1, make_user
 
 
 def test_a_failed_revoke_retry_does_not_undo_a_concurrent_reseal(
-    under_k1, alice, make_connection, fake_attio
+    under_k1, alice, make_connection, fake_attio, worker
 ):
     connection = make_connection(alice, "acme")
     token = connection.access_token()
     fake_attio.fail_next("revoke", status=503, times=2)
-    services.revoke_connection(connection, by=alice)
+    with worker():
+        services.revoke_connection(connection, by=alice)
     pending = PendingRevocation.objects.get()
     assert KeyRing.key_id_of(pending.token_sealed) == "k1"
     rotate_to(under_k1, K2, K1)

@@ -1,5 +1,6 @@
-"""Disconnecting: local tokens go at once, Attio is asked to revoke, failures are
-retried from a sealed pending copy, and nobody else can disconnect your workspace."""
+"""Disconnecting: local tokens go at once, a task queued on commit asks Attio to revoke,
+failures are retried from a sealed pending copy, and nobody else can disconnect your
+workspace."""
 
 from unittest import mock
 
@@ -73,7 +74,7 @@ def test_get_shows_a_confirmation_page_and_changes_nothing(
 
 @pytest.mark.parametrize("shape", ["static", "refreshing"])
 def test_disconnect_revokes_once_at_attio_and_destroys_the_tokens(
-    client, alice, make_connection, fake_attio, shape, enqueued
+    client, alice, make_connection, fake_attio, shape, enqueued, django_capture_on_commit_callbacks
 ):
     fake_attio.token_shape = shape
     connection = make_connection(alice, "acme")
@@ -82,12 +83,22 @@ def test_disconnect_revokes_once_at_attio_and_destroys_the_tokens(
     version = connection.version
     client.force_login(alice)
 
-    response = client.post(disconnect_url(connection), follow=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(disconnect_url(connection), follow=True)
 
     assert response.redirect_chain == [(reverse("dashboard"), 302)]
     assert "Disconnected “Acme”: its token is deleted and its API keys are revoked." in (
         response.text
     )
+    # The tokens are gone at once; Attio is not called inside the request but by a task
+    # queued once the disconnect committed.
+    assert_destroyed(connection)
+    assert fake_attio.count("revoke") == 0
+    pending = PendingRevocation.objects.get()
+    assert enqueued.call_args_list == [mock.call(pending.pk)]
+
+    tasks.revoke_upstream(pending.pk)
+
     assert fake_attio.count("revoke") == 1
     assert fake_attio.last("revoke").form["token"] == token
     assert fake_attio.token_info(token).active is False
@@ -103,14 +114,53 @@ def test_disconnect_revokes_once_at_attio_and_destroys_the_tokens(
     assert event.actor == alice and event.subject == alice
     assert event.ip_address == "127.0.0.1"
     assert not PendingRevocation.objects.exists()
-    enqueued.assert_not_called()
     assert "Acme" not in client.get(reverse("dashboard")).text
 
 
-def test_disconnected_token_is_inactive_at_attio(alice, alice_connection, fake_attio):
+def test_the_revoke_task_is_queued_only_once_the_disconnect_commits(
+    alice, alice_connection, fake_attio, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.revoke_connection(alice_connection, by=alice) is True
+        assert_destroyed(alice_connection)
+        enqueued.assert_not_called()
+    assert len(callbacks) == 1
+    # Held for the queued task for a claim's length: the sweep doesn't send a second one.
+    pending = PendingRevocation.objects.get()
+    assert seconds_until(pending.next_attempt_at) > 60
+    callbacks[0]()
+    assert enqueued.call_args_list == [mock.call(pending.pk)]
+    assert fake_attio.count("revoke") == 0
+
+
+def test_a_disconnect_while_the_broker_is_down_still_succeeds_and_the_sweep_retries(
+    client, alice, alice_connection, fake_attio, enqueued, django_capture_on_commit_callbacks
+):
+    token = alice_connection.access_token()
+    enqueued.side_effect = OSError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+    client.force_login(alice)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(disconnect_url(alice_connection))
+
+    assert response.status_code == 302
+    assert_destroyed(alice_connection)
+    pending = PendingRevocation.objects.get()
+    # Due at once, so the next sweep sends it.
+    assert seconds_until(pending.next_attempt_at) <= 0
+    enqueued.side_effect = None
+    enqueued.reset_mock()
+    tasks.sweep_connections()
+    assert enqueued.call_args_list == [mock.call(pending.pk)]
+    tasks.revoke_upstream(pending.pk)
+    assert fake_attio.token_info(token).active is False
+
+
+def test_disconnected_token_is_inactive_at_attio(alice, alice_connection, fake_attio, worker):
     token = alice_connection.access_token()
     assert attio.get_self(token).active is True
-    services.revoke_connection(alice_connection, by=alice)
+    with worker():
+        services.revoke_connection(alice_connection, by=alice)
     assert attio.get_self(token).active is False
 
 
@@ -125,12 +175,13 @@ def test_disconnected_token_is_inactive_at_attio(alice, alice_connection, fake_a
     ],
 )
 def test_failed_upstream_revoke_still_destroys_local_tokens_and_retries_later(
-    alice, alice_connection, fake_attio, fault
+    alice, alice_connection, fake_attio, fault, worker
 ):
     token = alice_connection.access_token()
     fake_attio.fail_next("revoke", **fault)
 
-    assert services.revoke_connection(alice_connection, by=alice) is True
+    with worker():
+        assert services.revoke_connection(alice_connection, by=alice) is True
 
     assert_destroyed(alice_connection)
     assert fake_attio.count("revoke") == 1
@@ -161,9 +212,10 @@ def test_failed_upstream_revoke_still_destroys_local_tokens_and_retries_later(
     assert kinds(alice_connection)[-1] == AuditEvent.Kind.UPSTREAM_REVOKED
 
 
-def test_retry_backs_off_exponentially(alice, alice_connection, fake_attio):
+def test_retry_backs_off_exponentially(alice, alice_connection, fake_attio, worker):
     fake_attio.fail_next("revoke", status=503, times=4)
-    services.revoke_connection(alice_connection, by=alice)
+    with worker():
+        services.revoke_connection(alice_connection, by=alice)
     pending = PendingRevocation.objects.get()
     waits = [round(seconds_until(pending.next_attempt_at))]
     for _ in range(3):
@@ -188,11 +240,12 @@ def test_retry_backs_off_exponentially(alice, alice_connection, fake_attio):
     ],
 )
 def test_permanent_upstream_failure_gives_up_and_deletes_the_pending_row(
-    alice, alice_connection, fake_attio, status, body
+    alice, alice_connection, fake_attio, status, body, worker
 ):
     fake_attio.fail_next("revoke", status=status, body=body)
 
-    services.revoke_connection(alice_connection, by=alice)
+    with worker():
+        services.revoke_connection(alice_connection, by=alice)
 
     assert_destroyed(alice_connection)
     assert fake_attio.count("revoke") == 1
@@ -203,11 +256,12 @@ def test_permanent_upstream_failure_gives_up_and_deletes_the_pending_row(
     assert failed.connection_id == alice_connection.pk
 
 
-def test_reaching_max_attempts_gives_up(alice, alice_connection, fake_attio, settings):
+def test_reaching_max_attempts_gives_up(alice, alice_connection, fake_attio, settings, worker):
     settings.ATTIO_REVOKE_MAX_ATTEMPTS = 3
     fake_attio.fail_next("revoke", status=503, times=10)
 
-    services.revoke_connection(alice_connection, by=alice)
+    with worker():
+        services.revoke_connection(alice_connection, by=alice)
     pending = PendingRevocation.objects.get()
     assert services.revoke_upstream(pending.pk) is False
     assert PendingRevocation.objects.filter(pk=pending.pk).exists()
@@ -223,20 +277,23 @@ def test_reaching_max_attempts_gives_up(alice, alice_connection, fake_attio, set
     assert fake_attio.count("revoke") == 3
 
 
-def test_second_disconnect_is_a_no_op(alice, alice_connection, fake_attio):
-    assert services.revoke_connection(alice_connection, by=alice) is True
+def test_second_disconnect_is_a_no_op(alice, alice_connection, fake_attio, worker):
+    with worker():
+        assert services.revoke_connection(alice_connection, by=alice) is True
     events = AuditEvent.objects.count()
-    assert services.revoke_connection(alice_connection, by=alice) is False
+    with worker():
+        assert services.revoke_connection(alice_connection, by=alice) is False
     assert fake_attio.count("revoke") == 1
     assert AuditEvent.objects.count() == events
     assert_destroyed(alice_connection)
 
 
 def test_second_disconnect_through_the_page_is_not_found(
-    client, alice, alice_connection, fake_attio
+    client, alice, alice_connection, fake_attio, worker
 ):
     client.force_login(alice)
-    client.post(disconnect_url(alice_connection))
+    with worker():
+        client.post(disconnect_url(alice_connection))
     assert client.post(disconnect_url(alice_connection)).status_code == 404
     assert client.get(disconnect_url(alice_connection)).status_code == 404
     assert fake_attio.count("revoke") == 1
@@ -263,11 +320,12 @@ def test_api_key_connection_is_not_sent_to_the_revoke_endpoint(client, charlie, 
 
 
 def test_disconnect_of_a_needs_reconnect_connection_still_revokes(
-    client, bob, bob_connection, fake_attio
+    client, bob, bob_connection, fake_attio, worker
 ):
     token = bob_connection.access_token()
     client.force_login(bob)
-    client.post(disconnect_url(bob_connection))
+    with worker():
+        client.post(disconnect_url(bob_connection))
     assert fake_attio.last("revoke").form["token"] == token
     assert_destroyed(bob_connection)
 
@@ -314,11 +372,12 @@ def test_revoke_by_someone_else_is_recorded_as_an_admin_revocation(
 
 
 def test_sweep_reenqueues_due_pending_revocations_once(
-    alice, alice_connection, bob, bob_connection, fake_attio, enqueued
+    alice, alice_connection, bob, bob_connection, fake_attio, enqueued, worker
 ):
     fake_attio.fail_next("revoke", status=503, times=2)
-    services.revoke_connection(alice_connection, by=alice)
-    services.revoke_connection(bob_connection, by=bob)
+    with worker():
+        services.revoke_connection(alice_connection, by=alice)
+        services.revoke_connection(bob_connection, by=bob)
     due, later = PendingRevocation.objects.order_by("pk")
     PendingRevocation.objects.filter(pk=due.pk).update(
         next_attempt_at=timezone.now() - timezone.timedelta(seconds=1)
@@ -345,10 +404,13 @@ def test_sweep_with_no_pending_revocation_enqueues_none(db, enqueued):
     enqueued.assert_not_called()
 
 
-def test_pending_revocation_outlives_its_connection_row(alice, alice_connection, fake_attio):
+def test_pending_revocation_outlives_its_connection_row(
+    alice, alice_connection, fake_attio, worker
+):
     token = alice_connection.access_token()
     fake_attio.fail_next("revoke", status=503)
-    services.revoke_connection(alice_connection, by=alice)
+    with worker():
+        services.revoke_connection(alice_connection, by=alice)
     pending = PendingRevocation.objects.get()
     Connection.objects.filter(pk=alice_connection.pk).delete()
 

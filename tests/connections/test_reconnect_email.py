@@ -5,7 +5,7 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
-from connections import services
+from connections import freshness
 
 MESSAGES = [
     pytest.param(
@@ -23,7 +23,7 @@ def test_the_email_gives_attios_reason_with_clean_punctuation(bob_connection, me
     bob_connection.last_error_message = message
     bob_connection.save()
 
-    assert services.notify_needs_reconnect(bob_connection.pk)
+    assert freshness.notify_needs_reconnect(bob_connection.pk)
 
     body = " ".join(mail.outbox[0].body.split())
     assert (
@@ -37,7 +37,7 @@ def test_the_email_without_a_reason_still_reads_right(bob_connection):
     bob_connection.last_error_message = ""
     bob_connection.save()
 
-    assert services.notify_needs_reconnect(bob_connection.pk)
+    assert freshness.notify_needs_reconnect(bob_connection.pk)
 
     body = " ".join(mail.outbox[0].body.split())
     assert (

@@ -11,9 +11,9 @@ from django.core import mail
 from django.db import DatabaseError
 from django.utils import timezone
 
-from connections import services, tasks
-from connections.models import AuditEvent, Connection
-from connections.services import Outcome
+from connections import attio, freshness, services, sweep, tasks
+from connections.freshness import Outcome
+from connections.models import AuditEvent, Connection, PendingRevocation
 from tests.threads import run_together
 
 
@@ -44,7 +44,7 @@ def test_expiring_connection_is_refreshed_and_rotated(alice, refreshing_attio, m
         conn.refresh_token(),
         conn.version,
     )
-    assert services.ensure_fresh(conn.pk) == Outcome.REFRESHED
+    assert freshness.ensure_fresh(conn.pk) == Outcome.REFRESHED
     conn.refresh_from_db()
     assert refreshing_attio.count("refresh") == 1
     assert conn.access_token() != old_access
@@ -57,7 +57,7 @@ def test_expiring_connection_is_refreshed_and_rotated(alice, refreshing_attio, m
 
 def test_fresh_connection_makes_no_call(alice, refreshing_attio, make_connection):
     conn = expiring(make_connection, alice, in_seconds=3600)
-    assert services.ensure_fresh(conn.pk) == Outcome.FRESH
+    assert freshness.ensure_fresh(conn.pk) == Outcome.FRESH
     assert refreshing_attio.count("refresh") == 0
     assert refreshing_attio.count("self") == 0
 
@@ -75,7 +75,7 @@ def test_missing_refresh_token_in_answer_keeps_the_old_one(
             "token_type": "Bearer",
         },
     )
-    assert services.ensure_fresh(conn.pk) == Outcome.REFRESHED
+    assert freshness.ensure_fresh(conn.pk) == Outcome.REFRESHED
     conn.refresh_from_db()
     assert conn.access_token() == "fake_at_new_without_rt_0123456789"
     assert conn.refresh_token() == old_refresh
@@ -95,7 +95,7 @@ def test_missing_expires_in_gets_the_default_lifetime(
         },
     )
     before = timezone.now()
-    services.ensure_fresh(conn.pk)
+    freshness.ensure_fresh(conn.pk)
     conn.refresh_from_db()
     assert conn.expires_at is not None
     assert before + timedelta(minutes=44) < conn.expires_at < before + timedelta(minutes=46)
@@ -103,7 +103,7 @@ def test_missing_expires_in_gets_the_default_lifetime(
 
 def test_static_tokens_are_never_refreshed_only_validated(alice, fake_attio, make_connection):
     conn = make_connection(alice, "acme", last_checked_at=timezone.now() - timedelta(days=1))
-    assert services.ensure_fresh(conn.pk) == Outcome.VALIDATED
+    assert freshness.ensure_fresh(conn.pk) == Outcome.VALIDATED
     assert fake_attio.count("refresh") == 0
     assert fake_attio.count("self") == 1
     conn.refresh_from_db()
@@ -140,8 +140,8 @@ def test_transient_failures_keep_credentials_and_status(
     conn = expiring(make_connection, alice, in_seconds=60)
     sealed, version = conn.access_token_sealed, conn.version
     refreshing_attio.fail_next("refresh", **failure)
-    with pytest.raises(services.attio.AttioError) as raised:
-        services.ensure_fresh(conn.pk)
+    with pytest.raises(attio.AttioError) as raised:
+        freshness.ensure_fresh(conn.pk)
     assert not raised.value.permanent
     conn.refresh_from_db()
     assert conn.status == Connection.Status.ACTIVE
@@ -149,14 +149,14 @@ def test_transient_failures_keep_credentials_and_status(
     assert conn.version == version
     assert conn.last_error_code
     # The credentials still work: the next attempt succeeds.
-    assert services.ensure_fresh(conn.pk) == Outcome.REFRESHED
+    assert freshness.ensure_fresh(conn.pk) == Outcome.REFRESHED
 
 
 def test_429_retry_after_http_date_is_honoured(alice, refreshing_attio, make_connection):
     conn = expiring(make_connection, alice, in_seconds=60)
     refreshing_attio.rate_limit_next("refresh", retry_after=120, http_date=True)
-    with pytest.raises(services.attio.AttioError) as raised:
-        services.ensure_fresh(conn.pk)
+    with pytest.raises(attio.AttioError) as raised:
+        freshness.ensure_fresh(conn.pk)
     assert 100 <= raised.value.retry_after <= 121
     assert tasks.retry_delay(0, raised.value.retry_after) >= raised.value.retry_after
 
@@ -206,7 +206,7 @@ def test_task_gives_up_after_the_retry_limit_and_keeps_the_connection(
 def test_permanent_refresh_errors_need_reconnect(alice, refreshing_attio, make_connection, error):
     conn = expiring(make_connection, alice, in_seconds=60)
     refreshing_attio.fail_next("refresh", status=400, body={"error": error})
-    assert services.ensure_fresh(conn.pk) == Outcome.NEEDS_RECONNECT
+    assert freshness.ensure_fresh(conn.pk) == Outcome.NEEDS_RECONNECT
     conn.refresh_from_db()
     assert conn.status == Connection.Status.NEEDS_RECONNECT
     assert conn.last_error_code == error
@@ -215,18 +215,18 @@ def test_permanent_refresh_errors_need_reconnect(alice, refreshing_attio, make_c
 def test_401_on_validation_needs_reconnect(alice, fake_attio, make_connection):
     conn = make_connection(alice, "acme")
     fake_attio.fail_next("self", status=401)
-    assert services.ensure_fresh(conn.pk, validate=True) == Outcome.NEEDS_RECONNECT
+    assert freshness.ensure_fresh(conn.pk, validate=True) == Outcome.NEEDS_RECONNECT
 
 
 def test_after_needs_reconnect_nothing_calls_attio(alice, refreshing_attio, make_connection):
     conn = expiring(make_connection, alice, in_seconds=-60)
     refreshing_attio.fail_next("refresh", status=400, body={"error": "invalid_grant"})
-    services.ensure_fresh(conn.pk)
+    freshness.ensure_fresh(conn.pk)
     calls = len(refreshing_attio.calls)
     for _ in range(3):  # three beat cycles
         tasks.sweep_connections()
-    assert services.ensure_fresh(conn.pk) == Outcome.SKIPPED
-    assert services.ensure_fresh(conn.pk, validate=True) == Outcome.SKIPPED
+    assert freshness.ensure_fresh(conn.pk) == Outcome.SKIPPED
+    assert freshness.ensure_fresh(conn.pk, validate=True) == Outcome.SKIPPED
     assert len(refreshing_attio.calls) == calls
 
 
@@ -239,7 +239,7 @@ def test_late_writer_is_discarded_and_logged(alice, fake_attio, make_connection,
     conn.save()
     stale.mark_needs_reconnect(code="invalid_grant", message="late loser")
     with caplog.at_level(logging.WARNING):
-        assert services._save_if_version(stale, stale.version) is False
+        assert freshness._save_if_version(stale, stale.version) is False
     conn.refresh_from_db()
     assert conn.status == Connection.Status.ACTIVE
     assert conn.access_token() == "fake_at_newer_0123456789"
@@ -255,7 +255,7 @@ def test_caller_with_a_stale_version_makes_no_call(alice, refreshing_attio, make
         expires_at=timezone.now() + timedelta(hours=1),
     )
     conn.save()
-    assert services.ensure_fresh(conn.pk, seen_version=seen) == Outcome.FRESH
+    assert freshness.ensure_fresh(conn.pk, seen_version=seen) == Outcome.FRESH
     assert refreshing_attio.count("refresh") == 0
 
 
@@ -263,7 +263,7 @@ def test_refresh_answer_lost_before_commit_ends_in_needs_reconnect(
     alice, refreshing_attio, make_connection
 ):
     conn = expiring(make_connection, alice, in_seconds=60)
-    real = services._save_if_version
+    real = freshness._save_if_version
     calls = []
 
     def fail_first(*args, **kwargs):
@@ -272,8 +272,8 @@ def test_refresh_answer_lost_before_commit_ends_in_needs_reconnect(
             raise DatabaseError("connection lost")
         return real(*args, **kwargs)
 
-    with mock.patch.object(services, "_save_if_version", side_effect=fail_first):
-        assert services.ensure_fresh(conn.pk) == Outcome.NEEDS_RECONNECT
+    with mock.patch.object(freshness, "_save_if_version", side_effect=fail_first):
+        assert freshness.ensure_fresh(conn.pk) == Outcome.NEEDS_RECONNECT
     conn.refresh_from_db()
     assert conn.status == Connection.Status.NEEDS_RECONNECT
     assert conn.last_error_code == "refresh_response_lost"
@@ -292,9 +292,9 @@ def test_needs_reconnect_notifies_once_per_incident(
     conn = make_connection(alice, "acme")
     fake_attio.revoke_all()
     with django_capture_on_commit_callbacks(execute=True):
-        services.ensure_fresh(conn.pk, validate=True)
+        freshness.ensure_fresh(conn.pk, validate=True)
     with django_capture_on_commit_callbacks(execute=True):
-        services.ensure_fresh(conn.pk, validate=True)
+        freshness.ensure_fresh(conn.pk, validate=True)
         tasks.notify_needs_reconnect(conn.pk)
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
@@ -318,7 +318,7 @@ def test_needs_reconnect_notifies_once_per_incident(
     conn.save()
     fake_attio.revoke_all()
     with django_capture_on_commit_callbacks(execute=True):
-        services.ensure_fresh(conn.pk, validate=True)
+        freshness.ensure_fresh(conn.pk, validate=True)
     assert len(mail.outbox) == 2
 
 
@@ -365,7 +365,7 @@ def test_refresh_margin_boundary(
     )
     conn.last_checked_at = timezone.now()
     conn.save()
-    items = services.claim_due_connections()
+    items = sweep.claim_due_connections()
     assert [i.connection_id for i in items] == ([conn.pk] if due else [])
     if due:
         assert items[0].refresh
@@ -375,7 +375,7 @@ def test_sweep_spaces_each_workspace_within_its_budget(settings):
     settings.SWEEP_READS_PER_SECOND = 50
     settings.SWEEP_WRITES_PER_SECOND = 10
     rows = [(i, f"ws{i % 3}", i % 2 == 0) for i in range(600)]
-    plan = services.plan_sweep(rows)
+    plan = sweep.plan_sweep(rows)
     assert sorted(i.connection_id for i in plan) == list(range(600))
     for workspace in ("ws0", "ws1", "ws2"):
         for refresh, rate in ((True, 10), (False, 50)):
@@ -402,15 +402,70 @@ def test_sweep_command_prints_progress_and_summary(alice, fake_attio, make_conne
     assert "Swept 2 connections" in text and "2 validated" in text
 
 
-def test_sweep_retries_pending_upstream_revocations(alice, fake_attio, make_connection):
+def test_sweep_command_does_everything_the_beat_task_does(
+    alice, bob, bob_connection, fake_attio, make_connection, worker
+):
+    """Due connections, due upstream revocations and unsent reconnect notices."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    due = make_connection(alice, "acme", last_checked_at=None)
+    gone = make_connection(alice, "globex")
+    token = gone.access_token()
+    fake_attio.fail_next("revoke", status=503)
+    with worker():
+        services.revoke_connection(gone, by=alice)
+    PendingRevocation.objects.update(next_attempt_at=timezone.now())
+    out = StringIO()
+
+    call_command("sweep_connections", "--concurrency", "1", stdout=out)
+
+    text = out.getvalue()
+    assert "1 connection due, 1 revocation to retry." in text
+    assert "1 reconnect notice sent, 1 revocation retried, 1 validated" in text
+    due.refresh_from_db()
+    assert due.last_checked_at is not None
+    assert not PendingRevocation.objects.exists()
+    assert not fake_attio.token_info(token).active
+    assert [m.to for m in mail.outbox] == [["bob@example.com"]]
+    bob_connection.refresh_from_db()
+    assert bob_connection.notified_at is not None
+
+
+def test_a_refused_check_now_records_who_asked(alice, fake_attio, make_connection):
+    conn = make_connection(alice, "acme")
+    fake_attio.fail_next("self", status=401)
+    assert freshness.ensure_fresh(conn.pk, validate=True, by=alice, ip="10.0.0.2") == (
+        Outcome.NEEDS_RECONNECT
+    )
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.NEEDS_RECONNECT)
+    assert event.actor == alice and str(event.ip_address) == "10.0.0.2"
+
+
+def test_task_names_stay_what_queued_messages_and_beat_use():
+    from attio_portal.celery import app
+
+    names = {name for name in app.tasks if name.startswith("connections.")}
+    assert names == {
+        "connections.tasks.refresh_connection",
+        "connections.tasks.sweep_batch",
+        "connections.tasks.sweep_connections",
+        "connections.tasks.notify_needs_reconnect",
+        "connections.tasks.revoke_upstream",
+    }
+
+
+def test_sweep_retries_pending_upstream_revocations(alice, fake_attio, make_connection, worker):
     conn = make_connection(alice, "acme")
     token = conn.access_token()
     fake_attio.fail_next("revoke", status=503)
-    services.revoke_connection(conn, by=alice)
-    assert services.PendingRevocation.objects.count() == 1
-    services.PendingRevocation.objects.update(next_attempt_at=timezone.now())
+    with worker():
+        services.revoke_connection(conn, by=alice)
+    assert PendingRevocation.objects.count() == 1
+    PendingRevocation.objects.update(next_attempt_at=timezone.now())
     tasks.sweep_connections()
-    assert services.PendingRevocation.objects.count() == 0
+    assert PendingRevocation.objects.count() == 0
     assert not fake_attio.token_info(token).active
 
 
@@ -427,7 +482,7 @@ def test_three_concurrent_refreshers_make_exactly_one_refresh_call(
     refreshing_attio.delay("refresh", 0.5)
 
     def refresh(_):
-        outcome = services.ensure_fresh(conn.pk)
+        outcome = freshness.ensure_fresh(conn.pk)
         return outcome, Connection.objects.get(pk=conn.pk).access_token()
 
     results = run_together(3, refresh)
@@ -448,7 +503,7 @@ def test_fifty_callers_after_a_401_make_one_refresh(alice, refreshing_attio, mak
     conn = expiring(make_connection, alice, in_seconds=3000)
     seen = conn.version
     refreshing_attio.delay("refresh", 0.3)
-    results = run_together(50, lambda _: services.ensure_fresh(conn.pk, seen_version=seen))
+    results = run_together(50, lambda _: freshness.ensure_fresh(conn.pk, seen_version=seen))
     assert not [r for r in results if isinstance(r, Exception)], results
     assert refreshing_attio.count("refresh") == 1
     assert results.count(Outcome.REFRESHED) == 1
@@ -463,7 +518,7 @@ def test_revoke_during_an_inflight_refresh_stays_revoked(alice, refreshing_attio
 
     def act(index):
         if index == 0:
-            return services.ensure_fresh(conn.pk)
+            return freshness.ensure_fresh(conn.pk)
         threading.Event().wait(0.3)  # let the refresh take the lock first
         return services.revoke_connection(Connection.objects.get(pk=conn.pk), by=alice)
 
@@ -482,7 +537,7 @@ def test_revoke_during_an_inflight_refresh_stays_revoked(alice, refreshing_attio
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_sweeps_enqueue_each_connection_once(alice, fake_attio, make_connection):
     conns = [make_connection(alice, ws, last_checked_at=None) for ws in ("acme", "globex")]
-    results = run_together(2, lambda _: [i.connection_id for i in services.claim_due_connections()])
+    results = run_together(2, lambda _: [i.connection_id for i in sweep.claim_due_connections()])
     claimed = sorted(pk for r in results for pk in r)
     assert claimed == sorted(c.pk for c in conns)
 
@@ -492,7 +547,7 @@ def test_pacer_keeps_each_workspace_within_its_share(settings):
 
     settings.SWEEP_READS_PER_SECOND = 200
     settings.SWEEP_WRITES_PER_SECOND = 50
-    pacer = services.WorkspacePacer()
+    pacer = sweep.WorkspacePacer()
     sent = {"acme": [], "globex": []}
 
     def send(workspace, write):
@@ -522,6 +577,6 @@ def test_pacer_keeps_each_workspace_within_its_share(settings):
 def test_sweep_one_paces_before_locking(alice, fake_attio, make_connection, monkeypatch):
     conn = make_connection(alice, "acme", last_checked_at=None)
     waits = []
-    monkeypatch.setattr(services.pacer, "wait", lambda ws, write: waits.append((ws, write)))
-    assert services.sweep_one(conn.pk) == Outcome.VALIDATED
+    monkeypatch.setattr(sweep.pacer, "wait", lambda ws, write: waits.append((ws, write)))
+    assert sweep.refresh_connection(conn.pk) == Outcome.VALIDATED
     assert waits == [(conn.workspace_id, False)]

@@ -77,13 +77,13 @@ def test_owner_disconnect_revokes_the_keys_and_is_not_restored(
 def test_tool_call_on_an_admin_revoked_connection_says_reconnect(
     alice, staff, alice_connection, fake_attio
 ):
-    from mcp_gateway import tools
+    from mcp_gateway.tools._call import usable_connection
 
     services.revoke_connection(alice_connection, by=staff, reason="audit")
     alice_connection.refresh_from_db()
     error = None
     try:
-        tools.usable_connection(alice_connection)
+        usable_connection(alice_connection)
     except Exception as e:  # noqa: BLE001 - the ToolError is the subject of the test
         error = str(e)
     assert "An administrator revoked" in error and "(audit)" in error

@@ -15,7 +15,8 @@ from django.db import connection as db
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import attio, services, tasks
+from connections import attio, tasks
+from connections.connect import redirect_uri
 from connections.crypto import generate_key_entry, parse_key
 from connections.models import AuditEvent, Connection, PendingRevocation
 from tests.leaks import leaks
@@ -78,7 +79,7 @@ def log_text(records) -> str:
 
 
 @pytest.fixture
-def full_flow(client, make_user, fake_attio, caplog):
+def full_flow(client, make_user, fake_attio, caplog, worker):
     """Connect (both token shapes and an API key), check, refresh, fail, disconnect."""
     caplog.set_level(logging.DEBUG)
     user = make_user("dora")
@@ -132,8 +133,9 @@ def full_flow(client, make_user, fake_attio, caplog):
     fake_attio.fail_next("self", status=401)
     client.post(check)
     fake_attio.fail_next("revoke", status=503)
-    client.post(reverse("connections:disconnect", args=[static.pk]))
-    client.post(reverse("connections:disconnect", args=[rotating.pk]))
+    with worker():
+        client.post(reverse("connections:disconnect", args=[static.pk]))
+        client.post(reverse("connections:disconnect", args=[rotating.pk]))
     assert PendingRevocation.objects.count() == 1
 
     with (
@@ -164,7 +166,7 @@ def test_no_table_holds_a_secret_in_any_encoding(full_flow):
 def test_no_log_record_holds_a_secret(full_flow):
     records = full_flow["records"]
     names = {r.name for r in records}
-    assert {"connections.services", "django.request"} <= names
+    assert {"connections.connect", "connections.freshness", "django.request"} <= names
     assert leaks(log_text(records), full_flow["secrets"]) == []
 
 
@@ -248,7 +250,7 @@ def attio_errors(fake):
         lambda: attio.exchange_code(
             code="fake_code_never_issued_xyz",
             code_verifier="v" * 48,
-            redirect_uri=services.redirect_uri(),
+            redirect_uri=redirect_uri(),
         )
     )
     fake.fail_next("refresh", status=503)

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from connections import attio, services, tasks
+from connections import attio, freshness, services, sweep, tasks
 from connections.models import AuditEvent, Connection
 
 from .test_refresh import current_refresh_token, expiring, run_together
@@ -25,11 +25,11 @@ def due(make_connection, owner, workspace: str = "acme") -> Connection:
     return make_connection(owner, workspace, last_checked_at=timezone.now() - LONG_AGO)
 
 
-def sweep(concurrency: int = 1):
+def sweep_due(concurrency: int = 1):
     """Claim what is due and sweep it; returns (outcomes, connection ids that failed)."""
-    items = services.claim_due_connections()
+    items = sweep.claim_due_connections()
     failed = []
-    run = services.Sweep(concurrency=concurrency, on_transient=lambda pk, error: failed.append(pk))
+    run = sweep.Sweep(concurrency=concurrency, on_transient=lambda pk, error: failed.append(pk))
     return run.run([item.connection_id for item in items]), failed
 
 
@@ -47,8 +47,8 @@ def during_check(monkeypatch, action):
 def test_passed_checks_are_written_in_one_statement(make_user, make_connection, fake_attio):
     conns = [due(make_connection, make_user(f"u{i}")) for i in range(30)]
     started = timezone.now()
-    claimed = [item.connection_id for item in services.claim_due_connections()]
-    run = services.Sweep(concurrency=1, on_transient=pytest.fail)
+    claimed = [item.connection_id for item in sweep.claim_due_connections()]
+    run = sweep.Sweep(concurrency=1, on_transient=pytest.fail)
     with CaptureQueriesContext(db_connection) as queries:
         outcomes = run.run(claimed)
     assert outcomes == {"validated": 30}
@@ -79,15 +79,17 @@ def test_passed_checks_are_written_in_one_statement(make_user, make_connection, 
     ],
 )
 def test_a_connection_revoked_during_its_check_stays_revoked(
-    alice, staff, make_connection, fake_attio, monkeypatch, method, outcome
+    alice, staff, make_connection, fake_attio, monkeypatch, method, outcome, worker
 ):
     conn = make_connection(alice, "acme", method=method, last_checked_at=timezone.now() - LONG_AGO)
     checked_before = conn.last_checked_at
-    during_check(
-        monkeypatch,
-        lambda token: services.revoke_connection(Connection.objects.get(pk=conn.pk), by=staff),
-    )
-    outcomes, _ = sweep()
+
+    def revoke(token):
+        with worker():
+            services.revoke_connection(Connection.objects.get(pk=conn.pk), by=staff)
+
+    during_check(monkeypatch, revoke)
+    outcomes, _ = sweep_due()
     assert outcomes == {outcome: 1}
     assert not AuditEvent.objects.filter(kind=AuditEvent.Kind.NEEDS_RECONNECT).exists()
     conn.refresh_from_db()
@@ -107,7 +109,7 @@ def test_a_refused_check_of_credentials_replaced_meanwhile_changes_nothing(
         monkeypatch,
         lambda token: Connection.objects.filter(pk=conn.pk).update(version=F("version") + 1),
     )
-    outcomes, _ = sweep()
+    outcomes, _ = sweep_due()
     assert outcomes == {"skipped": 1}
     conn.refresh_from_db()
     assert conn.status == Connection.Status.ACTIVE
@@ -124,14 +126,14 @@ def test_a_refused_check_needs_reconnect_and_tells_the_owner_once(
         mock.patch.object(tasks.notify_needs_reconnect, "delay", autospec=True) as notify,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        outcomes, _ = sweep()
+        outcomes, _ = sweep_due()
     assert outcomes == {"needs_reconnect": 1}
     conn.refresh_from_db()
     assert conn.status == Connection.Status.NEEDS_RECONNECT
     assert conn.sweep_claimed_at is None
     assert notify.call_args_list == [mock.call(conn.pk)]
     # Nothing calls Attio for it any more.
-    assert services.claim_due_connections() == []
+    assert sweep.claim_due_connections() == []
 
 
 def test_refreshes_in_a_batch_go_through_the_row_lock(
@@ -140,9 +142,9 @@ def test_refreshes_in_a_batch_go_through_the_row_lock(
     refreshing = expiring(make_connection, alice, in_seconds=60)
     checked = due(make_connection, bob, "globex")
     waits = []
-    monkeypatch.setattr(services.pacer, "wait", lambda ws, write: waits.append((ws, write)))
-    with mock.patch.object(services, "ensure_fresh", wraps=services.ensure_fresh) as locked:
-        outcomes, _ = sweep()
+    monkeypatch.setattr(sweep.pacer, "wait", lambda ws, write: waits.append((ws, write)))
+    with mock.patch.object(freshness, "ensure_fresh", wraps=freshness.ensure_fresh) as locked:
+        outcomes, _ = sweep_due()
     assert outcomes == {"refreshed": 1, "validated": 1}
     assert locked.call_args_list == [mock.call(refreshing.pk)]
     # Each call waited for its workspace's slot, as a write or as a read.
@@ -156,7 +158,7 @@ def test_a_transient_failure_in_a_batch_is_retried_alone_with_backoff(
     alice, make_connection, fake_attio
 ):
     conn = due(make_connection, alice)
-    services.claim_due_connections()
+    sweep.claim_due_connections()
     fake_attio.fail_next("self", status=503)
     with mock.patch.object(tasks.refresh_connection, "apply_async", autospec=True) as retry:
         outcomes = tasks.sweep_batch([conn.pk])
@@ -168,23 +170,23 @@ def test_a_transient_failure_in_a_batch_is_retried_alone_with_backoff(
     assert conn.last_error_code
     # Still claimed: the retry owns it now, and the next sweep leaves it alone.
     assert conn.sweep_claimed_at is not None
-    assert services.claim_due_connections() == []
+    assert sweep.claim_due_connections() == []
 
 
 def test_a_retry_that_cannot_be_queued_releases_the_claim(alice, make_connection, fake_attio):
     conn = due(make_connection, alice)
-    services.claim_due_connections()
+    sweep.claim_due_connections()
     fake_attio.fail_next("self", status=503)
     refused = OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
     with mock.patch.object(tasks.refresh_connection, "apply_async", side_effect=refused):
         tasks.sweep_batch([conn.pk])
     conn.refresh_from_db()
     assert conn.sweep_claimed_at is None
-    assert [c.connection_id for c in services.claim_due_connections()] == [conn.pk]
+    assert [c.connection_id for c in sweep.claim_due_connections()] == [conn.pk]
 
 
 def test_sweep_fans_out_batches_in_plan_order(make_user, make_connection, fake_attio, monkeypatch):
-    monkeypatch.setattr(services, "SWEEP_BATCH_SIZE", 2)
+    monkeypatch.setattr(sweep, "SWEEP_BATCH_SIZE", 2)
     conns = [due(make_connection, make_user(f"u{i}"), ("acme", "globex")[i % 2]) for i in range(5)]
     with mock.patch.object(tasks.sweep_batch, "apply_async", autospec=True) as enqueue:
         assert tasks.sweep_connections() == 5
@@ -205,13 +207,13 @@ def test_a_check_holds_no_lock_so_a_revoke_does_not_wait_for_attio(
     conn = make_connection(
         alice, "acme", method=Connection.Method.API_KEY, last_checked_at=timezone.now() - LONG_AGO
     )
-    services.claim_due_connections()
+    sweep.claim_due_connections()
     fake_attio.delay("self", 1.5)
     revoked_after = []
 
     def act(index):
         if index == 0:
-            return services.Sweep(concurrency=1, on_transient=print).run([conn.pk])
+            return sweep.Sweep(concurrency=1, on_transient=print).run([conn.pk])
         time.sleep(0.3)  # the check is under way at Attio
         started = time.monotonic()
         services.revoke_connection(Connection.objects.get(pk=conn.pk), by=staff)
@@ -239,12 +241,12 @@ def test_a_threaded_sweep_handles_every_connection_once(
     refreshing_attio.delay("self", 0.05)
     refreshing_attio.delay("refresh", 0.05)
     threads_before = threading.active_count()
-    outcomes, failed = sweep(concurrency=8)
+    outcomes, failed = sweep_due(concurrency=8)
     assert outcomes == {"refreshed": 10, "validated": 40} and failed == []
     assert refreshing_attio.count("refresh") == 10
     assert refreshing_attio.count("self") == 40
     assert not Connection.objects.filter(sweep_claimed_at__isnull=False).exists()
-    assert services.claim_due_connections() == []
+    assert sweep.claim_due_connections() == []
     for conn in refreshing:
         conn.refresh_from_db()
         assert conn.refresh_token() == current_refresh_token(refreshing_attio, conn.access_token())

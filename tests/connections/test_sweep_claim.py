@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from connections import services
+from connections import freshness, services, sweep
 from connections.models import Connection
 
 
@@ -28,12 +28,12 @@ def test_a_connection_revoked_while_claimed_is_swept_again_once_reconnected(
     client, alice, staff, alice_connection, fake_attio
 ):
     make_due(alice_connection)
-    claimed = [item.connection_id for item in services.claim_due_connections()]
+    claimed = [item.connection_id for item in sweep.claim_due_connections()]
     assert claimed == [alice_connection.pk]
 
     # The admin revokes before the sweep's task runs; the task then has nothing to do.
     services.revoke_connection(alice_connection, by=staff, reason="laptop stolen")
-    assert services.ensure_fresh(alice_connection.pk) == services.Outcome.SKIPPED
+    assert freshness.ensure_fresh(alice_connection.pk) == freshness.Outcome.SKIPPED
 
     # Alice reconnects, as the dashboard banner asks.
     client.force_login(alice)
@@ -45,7 +45,7 @@ def test_a_connection_revoked_while_claimed_is_swept_again_once_reconnected(
 
     # A validation interval later the next sweep must check it again.
     make_due(restored)
-    due = [item.connection_id for item in services.claim_due_connections()]
+    due = [item.connection_id for item in sweep.claim_due_connections()]
     assert due == [restored.pk], (
         "the reconnected connection still carries the sweep claim taken before the "
         f"revocation (sweep_claimed_at={restored.sweep_claimed_at}), so no sweep checks "

@@ -2,7 +2,7 @@
 
 Attio allows 100 read and 25 write requests per second per workspace ("across all
 apps and access tokens"), and answers 429 with an HTTP-date ``Retry-After``
-beyond that (https://docs.attio.com/rest-api/guides/rate-limiting). The fake always records when each
+beyond that (https://docs.attio.com/rest-api/guides/rate-limiting). The fake records when each
 authenticated ``/v2`` request arrived; ``peak_rate`` reports the most requests
 seen in any window, and enforcement (off unless asked for) refuses requests over
 the limit in a sliding one-second window.

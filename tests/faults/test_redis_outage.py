@@ -21,7 +21,7 @@ from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from connections import services, tasks
+from connections import sweep, tasks
 from connections.models import Connection
 from mcp_gateway.models import ApiKey
 from tests.conftest import PASSWORD
@@ -265,7 +265,7 @@ def test_a_sweep_that_loses_the_broker_midway_leaves_no_connection_claimed(
             raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
         sent.extend(args[0])
 
-    monkeypatch.setattr(services, "SWEEP_BATCH_SIZE", 1)
+    monkeypatch.setattr(sweep, "SWEEP_BATCH_SIZE", 1)
     monkeypatch.setattr(tasks.sweep_batch, "apply_async", apply_async)
     with contextlib.suppress(OperationalError):
         tasks.sweep_connections()

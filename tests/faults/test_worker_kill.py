@@ -32,7 +32,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from attio_portal.celery import app as celery_app
-from connections import services
+from connections import sweep
 from connections.models import Connection
 from tests.fake_attio import FakeAttio
 
@@ -211,9 +211,9 @@ def test_a_sweep_killed_midway_ends_with_every_connection_refreshed_or_validated
             # A new worker, and the sweep as it runs once the claims have lapsed.
             worker = start_celery("worker", env, log2, queue=queue, concurrency=4)
             later = timezone.now() + settings.CONNECTION_SWEEP_CLAIM_TTL + timedelta(seconds=5)
-            items = services.claim_due_connections(now=later)
+            items = sweep.claim_due_connections(now=later)
             assert {item.connection_id for item in items} == left
-            for offset, connection_ids in services.sweep_batches(items):
+            for offset, connection_ids in sweep.sweep_batches(items):
                 celery_app.send_task(
                     "connections.tasks.sweep_batch",
                     args=(connection_ids,),

@@ -155,13 +155,14 @@ def attio_calls_follow_spec(tools_built_once, fake_attio, monkeypatch):
     Also gives each test a fresh per-key rate limiter and attribute-slug cache, since
     SQLite reuses key ids from test to test.
     """
-    from mcp_gateway import server, tools
+    from mcp_gateway import policy
+    from mcp_gateway.tools import _call
     from tests.fake_attio import spec
 
-    monkeypatch.setattr(server, "rate_limiter", server.RateLimiter())
-    tools.ATTRIBUTE_SLUGS.clear()
+    monkeypatch.setattr(policy, "rate_limiter", policy.RateLimiter())
+    _call.ATTRIBUTE_SLUGS.clear()
     yield
-    tools.ATTRIBUTE_SLUGS.clear()
+    _call.ATTRIBUTE_SLUGS.clear()
     assert fake_attio.spec_violations == []
     for call in fake_attio.calls:
         if call.path.startswith("/v2/"):

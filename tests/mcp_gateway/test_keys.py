@@ -203,7 +203,7 @@ def test_a_deactivated_users_key_gets_the_generic_401(
     key_checks, alice_key, alice, staff, unauthorized
 ):
     # Revoked along with its owner, who has no dashboard left to get a new key from.
-    from connections.services import deactivate_user
+    from attio_portal.accounts import deactivate_user
 
     _, plaintext = alice_key
     generic = unauthorized(made_up_key())
@@ -234,7 +234,7 @@ def test_inactive_owner_key_fails_and_deactivation_revokes_keys(
     key_checks, alice_key, alice, staff, raw
 ):
     key, plaintext = alice_key
-    from connections.services import deactivate_user
+    from attio_portal.accounts import deactivate_user
 
     deactivate_user(alice, by=staff)
     key.refresh_from_db()

@@ -8,7 +8,7 @@ from django.forms.models import model_to_dict
 
 from mcp_gateway import tools
 from mcp_gateway.models import ToolCall
-from mcp_gateway.server import AuditTrail
+from mcp_gateway.policy import AuditTrail
 from tests.mcp_gateway.conftest import tool_text
 
 pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")

@@ -3,8 +3,8 @@ Attio receives, and how they answer mistakes."""
 
 import pytest
 
-from mcp_gateway import tools
 from mcp_gateway.models import ToolCall
+from mcp_gateway.tools import _call
 from tests.mcp_gateway.conftest import tool_text
 
 pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
@@ -359,7 +359,7 @@ def test_attribute_slugs_are_cached_per_workspace(run_tools, key, fake_attio, ac
     assert PEOPLE_SLUGS in tool_text(first)
     assert PEOPLE_SLUGS in tool_text(second)
     assert fake_attio.count("attributes.list") == 1
-    assert set(tools.ATTRIBUTE_SLUGS) == {acme.workspace_id}
+    assert set(_call.ATTRIBUTE_SLUGS) == {acme.workspace_id}
 
 
 def test_slug_cache_of_one_workspace_never_answers_for_another(
@@ -367,7 +367,7 @@ def test_slug_cache_of_one_workspace_never_answers_for_another(
 ):
     # Globex's "people" gets a custom attribute Acme's does not have.
     ws = fake_attio.workspace("globex")
-    tools.remember_slugs(ws.id, "objects", "people", ["only_in_globex"])
+    _call.remember_slugs(ws.id, "objects", "people", ["only_in_globex"])
 
     result = call_tool(key, "create_record", {"object": "people", "values": {"nmae": "Ada"}})
 
@@ -377,8 +377,8 @@ def test_slug_cache_of_one_workspace_never_answers_for_another(
 
 
 def test_slug_cache_expires(call_tool, key, fake_attio, acme, monkeypatch):
-    monkeypatch.setattr(tools, "ATTRIBUTE_SLUGS_SECONDS", 0.0)
-    tools.remember_slugs(acme.workspace_id, "objects", "people", ["stale"])
+    monkeypatch.setattr(_call, "ATTRIBUTE_SLUGS_SECONDS", 0.0)
+    _call.remember_slugs(acme.workspace_id, "objects", "people", ["stale"])
 
     result = call_tool(key, "create_record", {"object": "people", "values": {"nmae": "Ada"}})
 

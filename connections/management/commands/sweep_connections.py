@@ -1,4 +1,4 @@
-"""Run one sweep now, in this process: refresh what expires, validate what's due."""
+"""Run one sweep now, in this process: what beat's sweep does, with a progress display."""
 
 import time
 
@@ -6,13 +6,14 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils.translation import ngettext
 
-from connections import services, tasks
+from connections import sweep
 
 
 class Command(BaseCommand):
     help = (
-        "Refresh expiring Attio tokens and validate the rest, once, synchronously. "
-        "The same work beat schedules every CONNECTION_SWEEP_INTERVAL_SECONDS."
+        "Refresh expiring Attio tokens and validate the rest, retry pending revocations at "
+        "Attio and send unsent reconnect notices, once, synchronously. The same work beat "
+        "schedules every CONNECTION_SWEEP_INTERVAL_SECONDS."
     )
 
     def add_arguments(self, parser):
@@ -26,13 +27,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, concurrency: int, quiet: bool, **options):
         started = time.monotonic()
-        items = services.claim_due_connections()
-        revocations = services.claim_due_revocations()
-        total = len(items)
-        connections = ngettext("connection", "connections", total)
-        retries = ngettext("revocation", "revocations", len(revocations))
-        self.stdout.write(f"{total} {connections} due, {len(revocations)} {retries} to retry.")
+        total = 0
         done = 0
+
+        def claimed(connections: int, revocations: int) -> None:
+            nonlocal total
+            total = connections
+            noun = ngettext("connection", "connections", connections)
+            retries = ngettext("revocation", "revocations", revocations)
+            self.stdout.write(f"{connections} {noun} due, {revocations} {retries} to retry.")
 
         def progress(outcome: str) -> None:
             nonlocal done
@@ -41,20 +44,18 @@ class Command(BaseCommand):
                 elapsed = time.monotonic() - started
                 self.stdout.write(f"  {done}/{total} done ({elapsed:.1f} s)")
 
-        sweep = services.Sweep(
+        in_process = sweep.Sweep(
             concurrency=concurrency,
             # A transient failure is recorded on the connection; the next sweep retries.
-            on_transient=lambda connection_id, error: services.release_sweep_claim(connection_id),
+            on_transient=lambda connection_id, error: sweep.release_sweep_claim(connection_id),
             on_done=progress,
         )
-        outcomes = sweep.run([item.connection_id for item in items])
-        for pending_id in revocations:
-            outcomes["revocation retried"] += 1
-            tasks.revoke_upstream(pending_id)
+        work = sweep.run_sweep(in_process=in_process, on_claimed=claimed)
         elapsed = time.monotonic() - started
-        summary = ", ".join(f"{count} {name}" for name, count in sorted(outcomes.items()))
+        noun = ngettext("connection", "connections", total)
+        summary = ", ".join(f"{count} {name}" for name, count in sorted(work.outcomes.items()))
         self.stdout.write(
             self.style.SUCCESS(
-                f"Swept {total} {connections} in {elapsed:.1f} s: {summary or 'nothing to do'}."
+                f"Swept {total} {noun} in {elapsed:.1f} s: {summary or 'nothing to do'}."
             )
         )

@@ -1,8 +1,9 @@
-from django.contrib.auth import get_user_model
+"""Deactivate a portal user from the command line."""
+
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import ngettext
 
-from connections import services
+from attio_portal.accounts import deactivate_user, find_user
 
 
 class Command(BaseCommand):
@@ -12,12 +13,10 @@ class Command(BaseCommand):
         parser.add_argument("user", help="username or email address")
 
     def handle(self, *args, user: str, **options):
-        User = get_user_model()
-        matches = User.objects.filter(username=user) or User.objects.filter(email__iexact=user)
-        if len(matches) != 1:
+        target = find_user(user)
+        if target is None:
             raise CommandError(f"No single user matches {user!r}.")
-        target = matches[0]
-        revoked = services.deactivate_user(target, by=None)
+        revoked = deactivate_user(target, by=None)
         connections = ngettext("connection", "connections", revoked)
         self.stdout.write(
             f"Deactivated {target.get_username()}: {revoked} {connections} revoked, sessions ended."

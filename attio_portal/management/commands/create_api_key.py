@@ -1,8 +1,8 @@
 """Create a portal API key from the command line (for automation); prints it once."""
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from attio_portal.accounts import find_user
 from mcp_gateway import services
 
 
@@ -18,11 +18,9 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="created with create_api_key")
 
     def handle(self, *args, user: str, connection: int | None, read_only: bool, name: str, **o):
-        User = get_user_model()
-        owners = User.objects.filter(email__iexact=user) or User.objects.filter(username=user)
-        if len(owners) != 1:
+        owner = find_user(user)
+        if owner is None:
             raise CommandError(f"No single user matches {user!r}.")
-        owner = owners[0]
         connections = owner.attio_connections.live()
         if connection is not None:
             connections = connections.filter(pk=connection)

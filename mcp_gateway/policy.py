@@ -1,0 +1,248 @@
+"""Who may call what, per API key: the tools a key sees and may call (read-only keys),
+its rate limit, and the audit trail of every tool call.
+
+The SDK runs `middleware` around each MCP message once the key is verified (auth.py); a
+tool call that passes goes on to its tool (tools/).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict, deque
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import DataError, IntegrityError, transaction
+from mcp.types import CallToolResult, TextContent
+
+from connections.models import Connection
+
+from . import auth, tools
+from .models import ApiKey, ToolCall
+
+User = get_user_model()
+
+logger = logging.getLogger(__name__)
+
+
+async def middleware(ctx, call_next):
+    """Per-key policy around every MCP request: tool visibility, limits, audit."""
+    if ctx.method == "tools/list":
+        result = await call_next(ctx)
+        if auth.current_caller().read_only:
+            result["tools"] = [
+                t for t in result.get("tools", []) if tools.is_read_only(t.get("name"))
+            ]
+        return result
+    if ctx.method != "tools/call":
+        return await call_next(ctx)
+
+    caller = auth.current_caller()
+    key = caller.key
+    name = storable(str((ctx.params or {}).get("name", "")), 64)
+    started = time.monotonic()
+    error_code = ""
+    if caller.read_only and tools.exists(name) and not tools.is_read_only(name):
+        error_code = "read_only_key"
+        result = error_result(
+            f"This API key is read-only, so it cannot call `{name}`. Create a "
+            f"read-write key at {settings.PORTAL_BASE_URL}/ to make changes."
+        )
+    elif wait := rate_limiter.retry_after(key.pk, settings.MCP_RATE_LIMIT_PER_MINUTE):
+        error_code = "rate_limited"
+        result = error_result(
+            f"Too many calls with this API key (limit: {settings.MCP_RATE_LIMIT_PER_MINUTE}"
+            f" a minute). Wait {wait:.0f} seconds and try again."
+        )
+    else:
+        result = await call_next(ctx)
+        if result.get("isError"):
+            error_code = caller.outcome.error_code or "tool_error"
+    audit_trail.add(
+        owner_id=key.owner_id,
+        api_key_id=key.pk,
+        connection_id=key.connection_id,
+        tool=name,
+        ok=not result.get("isError", False),
+        attio_status=caller.outcome.attio_status,
+        error_code=storable(error_code, 64),
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    return result
+
+
+def error_result(text: str) -> dict:
+    """A tool error as the SDK puts it on the wire (clients validate the exact shape)."""
+    result = CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+def storable(text: str, limit: int) -> str:
+    """`text` as a text column can hold it: at most `limit` characters and no NUL, which
+    JSON can carry and PostgreSQL refuses. (The SDK's parser already refuses lone
+    surrogates, the other thing a UTF-8 column can't hold.)"""
+    return text.replace("\x00", "")[:limit]
+
+
+class RateLimiter:
+    """Events per key per minute, a sliding window kept in this worker process."""
+
+    # Past this many keys, windows with nothing in the last minute are dropped.
+    MAX_KEYS = 10_000
+
+    def __init__(self) -> None:
+        self.calls: dict[int | str, deque[float]] = defaultdict(deque)
+
+    def _window(self, key: int | str, now: float) -> deque[float]:
+        window = self.calls[key]
+        while window and window[0] <= now - 60:
+            window.popleft()
+        return window
+
+    def retry_after(self, key: int | str, limit: int) -> float | None:
+        """None if the call may go ahead (and counts it), else the seconds until it may."""
+        now = time.monotonic()
+        window = self._window(key, now)
+        if len(window) >= limit:
+            return 60 - (now - window[0])
+        self.record(key)
+        return None
+
+    def exceeded(self, key: int | str, limit: int) -> bool:
+        return len(self._window(key, time.monotonic())) >= limit
+
+    def record(self, key: int | str) -> None:
+        now = time.monotonic()
+        if len(self.calls) > self.MAX_KEYS:
+            for stale in [k for k, w in self.calls.items() if not w or w[-1] <= now - 60]:
+                del self.calls[stale]
+        self.calls[key].append(now)
+
+
+rate_limiter = RateLimiter()
+
+
+class AuditTrail:
+    """The ToolCall rows of this worker, written in batches off the request path.
+
+    One INSERT per call, awaited before answering, cost each call a thread hop, the ORM's
+    save() and a commit waiting for the WAL flush: ~0.8 ms of CPU per call, and more of
+    its latency when the disk is busy (bench/README.md, "Gateway"). Rows now wait here, in
+    call order, and a background task writes them with one bulk INSERT every FLUSH_SECONDS.
+
+    Still one row per tool call. Nothing is lost on a normal shutdown: the server's
+    lifespan (uvicorn's, on SIGTERM; or the end of `session_manager.run()`) writes every
+    pending row before it ends. If the worker dies without one (SIGKILL, OOM kill, power
+    loss), the rows not yet written are lost: those of the last FLUSH_SECONDS, plus a
+    write in progress (~0.5 s of calls at most). A write that fails (the database away)
+    keeps its rows, in order, for the next attempt; a row the database refuses is written
+    on its own, without its links if their rows were deleted, or dropped and logged.
+    """
+
+    FLUSH_SECONDS = 0.25
+    BATCH = 500
+
+    def __init__(self) -> None:
+        self.pending: list[ToolCall] = []
+
+    def add(self, **fields) -> None:
+        # created_at is set now, when the call ends, as before.
+        self.pending.append(ToolCall(**fields))
+
+    async def flush(self) -> None:
+        """Write the rows pending now; rows added meanwhile wait for the next flush.
+
+        (Looping until none are pending would, under steady traffic, write a row or two
+        per INSERT, one after the other: the per-call cost this class exists to avoid.)
+        """
+        rows, self.pending = self.pending, []
+        if not rows:
+            return
+        try:
+            await sync_to_async(self.write)(rows)
+        except BaseException:
+            # Not written (the database away): keep them, in order, for the next flush.
+            self.pending[:0] = rows
+            raise
+
+    def write(self, rows: list[ToolCall]) -> None:
+        auth.close_stale_database_connections()  # no request cycle does it here
+        try:
+            with transaction.atomic():
+                ToolCall.objects.bulk_create(rows, batch_size=self.BATCH)
+        except (DataError, IntegrityError):
+            # A row the database refuses would hold back every row after it, at every
+            # retry: write them one by one instead. (A lost connection is an
+            # OperationalError and is retried whole.)
+            for index, row in enumerate(rows):
+                try:
+                    self.write_one(row)
+                except BaseException:
+                    del rows[:index]  # written already: flush() keeps only the rest
+                    raise
+
+    def write_one(self, row: ToolCall) -> None:
+        """Write one row; one the database refuses for good is dropped and logged."""
+        try:
+            self.insert(row)
+        except IntegrityError:
+            # Its key, user or connection may have been deleted since the call: keep the
+            # record without the link, as the foreign keys' SET_NULL would have.
+            for field, model in (
+                ("owner_id", User),
+                ("api_key_id", ApiKey),
+                ("connection_id", Connection),
+            ):
+                if not model.objects.filter(pk=getattr(row, field)).exists():
+                    setattr(row, field, None)
+            try:
+                self.insert(row)
+            except (DataError, IntegrityError):
+                self.drop(row)
+        except DataError:
+            self.drop(row)
+
+    @staticmethod
+    def insert(row: ToolCall) -> None:
+        # An INSERT rolled back (the batch's, or the row's own) may have left its pk set.
+        row.pk = None
+        row._state.adding = True
+        with transaction.atomic():
+            row.save(force_insert=True)
+
+    @staticmethod
+    def drop(row: ToolCall) -> None:
+        logger.error("Dropped a tool call record the database refused (tool %r)", row.tool)
+
+    async def _flush_every_interval(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.FLUSH_SECONDS)
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception(
+                    "Could not write %d tool call records; retrying", len(self.pending)
+                )
+
+    @contextlib.asynccontextmanager
+    async def running(self):
+        """Flush in the background while the server runs, and everything at the end."""
+        stop = asyncio.Event()
+        flusher = asyncio.create_task(self._flush_every_interval(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            await flusher  # ends after its current write; never cancelled mid-write
+            try:
+                while self.pending:
+                    await self.flush()
+            except Exception:
+                logger.exception("Lost %d tool call records at shutdown", len(self.pending))
+                raise
+
+
+audit_trail = AuditTrail()
