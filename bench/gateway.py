@@ -264,10 +264,10 @@ def seed(args, fake: Fake, token: str) -> Seeded:
     ApiKey.objects.bulk_create(batch)
     with db.cursor() as cursor:
         cursor.execute("ANALYZE")
-        # The plan of the query the key check runs (mcp_gateway.auth.KeyQuery).
-        from mcp_gateway.auth import KeyQuery
+        # The plan of the query the key check runs on PostgreSQL.
+        from mcp_gateway.postgres_key_checks import ApiKeyQuery
 
-        cursor.execute("EXPLAIN " + KeyQuery(db).sql, [plaintext.split("_")[1]])
+        cursor.execute("EXPLAIN " + ApiKeyQuery(db).sql, [plaintext.split("_")[1]])
         plan = "; ".join(row[0].strip() for row in cursor.fetchall())
     return Seeded(
         key=plaintext,
@@ -298,7 +298,7 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
     ]
     keys = (keys * (calls // len(keys) + 1))[:calls]
 
-    async def run(key_checks: auth.KeyChecks, verify) -> list[float]:
+    async def run(key_checks, verify) -> list[float]:
         async with key_checks.running():
             # Warm the connections and the caches, and use every key once: a check writes
             # last_used_at on a key's first use in a minute, and that is not the steady state.
@@ -313,7 +313,7 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
             return timings
 
     out = {}
-    for label, make in [("own pool", auth.key_checks), ("ORM thread", auth.KeyChecks)]:
+    for label, make in [("own pool", auth.api_key_checks), ("ORM thread", auth.ApiKeyChecks)]:
         for name in ("check", "verify_token"):
             key_checks = make()
             verifier = auth.ApiKeyVerifier(key_checks)

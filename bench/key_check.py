@@ -5,17 +5,16 @@
 
 Variants, all in one process and one event loop:
 
-- pg-pool:        `PostgresKeyChecks.check()`, prebuilt SQL on its own psycopg pool, in the
-                  event loop (what the gateway runs on PostgreSQL today);
-- orm-hop:        `KeyChecks.check()`, the same prebuilt SQL on Django's connection in one
-                  `sync_to_async` hop, with connection upkeep (today's path elsewhere);
+- pg-pool:        `PostgresApiKeyChecks.check()` (mcp_gateway/postgres_key_checks.py):
+                  prebuilt SQL on its own psycopg pool, in the event loop (what the
+                  gateway runs on PostgreSQL);
+- orm:            `ApiKeyChecks.check()` (mcp_gateway/auth.py): one `sync_to_async` hop
+                  with connection upkeep, `select_related(...).first()` and `accept()`
+                  (what the gateway runs on any other database);
 - afirst:         `ApiKey.objects.select_related("owner", "connection")
                   .filter(public_id=...).afirst()` then `accept()` (Django hops to its
                   thread inside `afirst`); no connection upkeep, so a lower bound;
-- afirst-only:    the same with `.only()` of the columns the check and the verifier read;
-- orm-hop-first:  today's one hop with the ORM query in it instead of the prebuilt SQL
-                  (upkeep, `select_related(...).first()`, `accept()`): the ORM path with
-                  the upkeep a production version would need.
+- afirst-only:    the same with `.only()` of the columns the check and the verifier read.
 
 Seeding: one user, one connection, `--keys` keys (bulk_create), `last_used_at` in the
 future so no check writes it (the steady state: the write is once a minute per key).
@@ -43,7 +42,7 @@ from bench.support import drop_database, recreate_database, set_up_portal  # noq
 from tests.faults.harness import percentile  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
-VARIANTS = ("pg-pool", "orm-hop", "afirst", "afirst-only", "orm-hop-first")
+VARIANTS = ("pg-pool", "orm", "afirst", "afirst-only")
 # Columns the check (accept, last_used_at, KeyRefused) and ApiKeyVerifier read.
 ONLY = (
     "public_id", "digest", "read_only", "expires_at", "revoked_at", "replaced_by_id",
@@ -112,15 +111,15 @@ def seed(keys: int, sample: int) -> list[str]:
 
 def make_checks() -> dict:
     """Variant name -> (async check(presented) -> ApiKey | None, async context to run in)."""
-    from asgiref.sync import sync_to_async
     from django.db import connections
     from django.utils import timezone
 
     from mcp_gateway import auth
     from mcp_gateway.models import ApiKey
+    from mcp_gateway.postgres_key_checks import PostgresApiKeyChecks
 
-    pool = auth.PostgresKeyChecks(connections["default"])
-    hop = auth.KeyChecks()
+    pool = PostgresApiKeyChecks(connections["default"])
+    orm = auth.ApiKeyChecks()
     query = ApiKey.objects.select_related("owner", "connection")
 
     async def afirst(presented: str):
@@ -137,27 +136,11 @@ def make_checks() -> dict:
         key = await query.only(*ONLY).filter(public_id=public_id).afirst()
         return auth.accept(presented, key, timezone.now())
 
-    def first_in_thread(presented: str):
-        auth.close_stale_database_connections()
-        key = query.filter(public_id=auth.public_id_of(presented)).first()
-        key = auth.accept(presented, key, now := timezone.now())
-        if key is not None and auth.last_used_is_due(key, now):
-            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return key
-
-    first_hop = sync_to_async(first_in_thread)
-
-    async def orm_hop_first(presented: str):
-        if auth.public_id_of(presented) is None:
-            return None
-        return await first_hop(presented)
-
     return {
         "pg-pool": (pool.check, pool.running),
-        "orm-hop": (hop.check, hop.running),
-        "afirst": (afirst, hop.running),
-        "afirst-only": (afirst_only, hop.running),
-        "orm-hop-first": (orm_hop_first, hop.running),
+        "orm": (orm.check, orm.running),
+        "afirst": (afirst, orm.running),
+        "afirst-only": (afirst_only, orm.running),
     }
 
 
@@ -199,7 +182,7 @@ async def measure(args, plaintexts: list[str], names: list[str], concurrencies: 
         return out
 
     # One loop for the whole run, as in a uvicorn worker: the pool stays open throughout.
-    async with checks["pg-pool"][1](), checks["orm-hop"][1]():
+    async with checks["pg-pool"][1](), checks["orm"][1]():
         deadline = time.monotonic() + args.max_seconds
         for r in range(args.rounds):
             if r and time.monotonic() > deadline:

@@ -2,6 +2,11 @@
 
 Functions take a token and return plain data. Failures raise AttioError, which says
 whether retrying can help (`permanent`) and never carries a token or a raw body.
+
+Its length is on purpose: it is the project's one transport module for Attio, so "how
+does the portal call Attio?" has one answer. Most of it is one short function per
+endpoint with its docs link, below the clients, error mapping and paging every endpoint
+shares; split by area, those would end up imported back from a common module anyway.
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 """The sweep: claim what is due, pace it per workspace, refresh or validate it in batches.
 
-`run_sweep` is one sweep, as beat's `sweep_connections` task and `manage.py
+`sweep_connections` is one sweep, as beat's `sweep_connections` task and `manage.py
 sweep_connections` both run it: the due connections, the upstream revocations due for
 another try, and the reconnect notices not yet sent. Refreshes go through
 freshness.ensure_fresh under the row lock; validations go through the same
@@ -194,7 +194,7 @@ class SweepWork:
     outcomes: Counter[str] = field(default_factory=Counter)
 
 
-def run_sweep(*, in_process: "Sweep | None" = None, on_claimed=None) -> SweepWork:
+def sweep_connections(*, in_process: "Sweep | None" = None, on_claimed=None) -> SweepWork:
     """One sweep: the due connections, the due upstream revocations, the unsent notices.
 
     Without `in_process` (beat's task) the work is fanned out as Celery tasks:

@@ -1,8 +1,6 @@
-"""Celery tasks for connections. Thin: they take ids and call the service of their name.
-
-The one exception is beat's `sweep_connections`, which calls `sweep.run_sweep` (as
-`manage.py sweep_connections` does): the task keeps the name CELERY_BEAT_SCHEDULE and
-queued messages use. Services are imported inside the tasks because they import this
+"""Celery tasks for connections. Thin: they take ids and call the service of their name
+(beat's `sweep_connections` calls `sweep.sweep_connections`, as `manage.py
+sweep_connections` does). Services are imported inside the tasks because they import this
 module to enqueue tasks.
 """
 
@@ -58,7 +56,7 @@ def sweep_connections() -> int:
     """Claim the due work and fan it out as tasks (beat runs this)."""
     from . import sweep
 
-    return sweep.run_sweep().connections
+    return sweep.sweep_connections().connections
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

@@ -3,6 +3,10 @@ SDK's TokenVerifier on top of that.
 
 A key its holder may no longer use (revoked, rolled, expired) raises KeyRefused instead,
 so the 401 can say why; only refusals do any work to tell them apart.
+
+The rules (`public_id_of`, `accept`, `last_used_is_due`) are here, with ApiKeyChecks,
+which applies them through the ORM on any database. On PostgreSQL the server uses
+postgres_key_checks.PostgresApiKeyChecks instead: the same rules on a pool of its own.
 """
 
 import contextlib
@@ -12,17 +16,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import psycopg
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
-from django.db import connection as db
 from django.utils import timezone
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from connections.models import Connection
 
@@ -55,74 +55,6 @@ def public_id_of(presented: str) -> str | None:
     if not hmac.compare_digest(checksum(body), check):
         return None
     return match["public_id"]
-
-
-class KeyQuery:
-    """The key, its owner and its connection in one SELECT whose SQL is built once.
-
-    This runs on every MCP request. The ORM equivalent,
-    `ApiKey.objects.select_related("owner", "connection").filter(public_id=...).first()`,
-    spent ~1.5 ms of CPU per call compiling the same three-table join and building the
-    rows (bench/gateway.py, bench/README.md "Gateway"); executing prebuilt SQL and making
-    the instances with `Model.from_db` costs ~0.25 ms. The columns come from the models'
-    `_meta`, and values pass through the same database converters the ORM applies, so the
-    instances are what the ORM would have returned, whichever connection ran the query
-    (Django's, or the gateway's own pool on PostgreSQL: `PostgresKeyChecks`).
-    """
-
-    def __init__(self, connection) -> None:
-        qn = connection.ops.quote_name
-        user_model = get_user_model()
-        self.parts = [(ApiKey, "k"), (user_model, "u"), (Connection, "c")]
-        columns = []
-        self.converters = []
-        for model, alias in self.parts:
-            for f in model._meta.concrete_fields:
-                columns.append(f"{alias}.{qn(f.column)}")
-                col = f.get_col(alias)
-                funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
-                if funcs:
-                    self.converters.append((len(columns) - 1, funcs, col))
-
-        def join(model, alias: str, fk: str) -> str:
-            on = f"{alias}.{qn(model._meta.pk.column)} = k.{qn(ApiKey._meta.get_field(fk).column)}"
-            return f"JOIN {qn(model._meta.db_table)} {alias} ON {on}"
-
-        self.sql = (
-            f"SELECT {', '.join(columns)} FROM {qn(ApiKey._meta.db_table)} k "
-            f"{join(user_model, 'u', 'owner')} {join(Connection, 'c', 'connection')} "
-            f"WHERE k.{qn(ApiKey._meta.get_field('public_id').column)} = %s"
-        )
-
-        self.last_used_sql = (
-            f"UPDATE {qn(ApiKey._meta.db_table)} "
-            f"SET {qn(ApiKey._meta.get_field('last_used_at').column)} = %s "
-            f"WHERE {qn(ApiKey._meta.pk.column)} = %s"
-        )
-
-    def fetch(self, connection, public_id: str) -> ApiKey | None:
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, [public_id])
-            return self.build(connection, cursor.fetchone())
-
-    def build(self, connection, row) -> ApiKey | None:
-        """The key, its owner and its connection from one row of `sql` (or None)."""
-        if row is None:
-            return None
-        row = list(row)
-        for index, funcs, col in self.converters:
-            for convert in funcs:
-                row[index] = convert(row[index], col, connection)
-        instances = []
-        start = 0
-        for model, _ in self.parts:
-            fields = model._meta.concrete_fields
-            values = row[start : start + len(fields)]
-            instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
-            start += len(fields)
-        key, owner, key_connection = instances
-        key.owner, key.connection = owner, key_connection
-        return key
 
 
 class KeyRefused(Exception):
@@ -182,28 +114,6 @@ def last_used_is_due(key: ApiKey, now: datetime) -> bool:
     )
 
 
-_key_queries: dict[str, KeyQuery] = {}
-
-
-def key_query(connection) -> KeyQuery:
-    query = _key_queries.get(connection.vendor)
-    if query is None:
-        query = _key_queries[connection.vendor] = KeyQuery(connection)
-    return query
-
-
-def check_key(presented: str) -> ApiKey | None:
-    """The active key for `presented`, or None: one query, in the caller's thread.
-
-    Raises KeyRefused for the right key revoked, rolled or expired.
-    """
-    public_id = public_id_of(presented)
-    if public_id is None:
-        return None
-    # Always a fresh row: revocation, expiry and deactivation count from the next request.
-    return accept(presented, key_query(db).fetch(db, public_id), timezone.now())
-
-
 def close_stale_database_connections() -> None:
     """Django's per-request connection upkeep (as close_old_connections does), for code
     that runs outside its request cycle: drop connections past CONN_MAX_AGE or broken.
@@ -220,12 +130,23 @@ def close_database_connections() -> None:
             connection.close()
 
 
-def check_key_and_note_use(presented: str) -> ApiKey | None:
-    """A request's key check through the ORM's connection: all of it in one thread hop."""
+def check_api_key(presented: str) -> ApiKey | None:
+    """The active key for `presented` (its owner and connection loaded), or None; its
+    last_used_at noted when due. Through the ORM, in the caller's thread.
+
+    Raises KeyRefused for the right key revoked, rolled or expired.
+    """
+    public_id = public_id_of(presented)
+    if public_id is None:
+        return None
     close_stale_database_connections()
-    key = check_key(presented)
-    if key is not None and last_used_is_due(key, now := timezone.now()):
+    # Always a fresh row: revocation, expiry and deactivation count from the next request.
+    found = ApiKey.objects.select_related("owner", "connection").filter(public_id=public_id)
+    now = timezone.now()
+    key = accept(presented, found.first(), now)
+    if key is not None and last_used_is_due(key, now):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
     return key
 
 
@@ -234,12 +155,16 @@ class DatabaseUnavailable(Exception):
     again later; it is neither accepted nor refused."""
 
 
-class KeyChecks:
-    """How the MCP server checks each request's key: through Django's connection, in the
-    one thread that runs the gateway's ORM work (any database; SQLite in development)."""
+class ApiKeyChecks:
+    """How the MCP server checks each request's API key, on any database (SQLite in
+    development): `check_api_key` in the one thread that runs the gateway's ORM work.
+
+    On PostgreSQL the server uses postgres_key_checks.PostgresApiKeyChecks instead: the
+    same interface and rules at a third of the CPU (bench/key_check.py).
+    """
 
     # Made once: building a SyncToAsync wrapper inspects the function, on every call otherwise.
-    _check_in_orm_thread = staticmethod(sync_to_async(check_key_and_note_use))
+    _check_in_orm_thread = staticmethod(sync_to_async(check_api_key))
 
     async def check(self, presented: str) -> ApiKey | None:
         """The active key (with its owner and connection loaded) or None.
@@ -256,89 +181,19 @@ class KeyChecks:
 
     @contextlib.asynccontextmanager
     async def running(self):
+        """Whatever the checks hold open, for the MCP server's lifespan (here: nothing)."""
         yield
 
 
-class PostgresKeyChecks(KeyChecks):
-    """Key checks on PostgreSQL, made in the event loop on a small pool of the worker's own.
-
-    The same query and rules as `check_key`, minus the thread hop: on the ORM's connection
-    each check went to another thread and back, and the GIL hand-offs around its socket
-    waits cost more CPU than the query (bench/README.md, "Gateway"). A fresh row on every
-    request, as before, so revocation still counts from the next request in every worker.
-    The pool opens and closes with the MCP server's lifespan.
-    """
-
-    # Each uvicorn worker holds up to this many connections for key checks.
-    CONNECTIONS = 4
-    # A request waits this long for one of them (all busy, or the database unreachable).
-    WAIT_SECONDS = 5
-    # How they show in pg_stat_activity.
-    APPLICATION_NAME = "attio-portal mcp key checks"
-
-    def __init__(self, connection) -> None:
-        self.connection = connection
-        self.query = key_query(connection)
-        self.pool: AsyncConnectionPool | None = None
-
-    @contextlib.asynccontextmanager
-    async def running(self):
-        params = self.connection.get_connection_params()
-        params.pop("cursor_factory", None)  # Django's is for its own synchronous cursors
-        params.setdefault("application_name", self.APPLICATION_NAME)
-        self.pool = AsyncConnectionPool(
-            kwargs={**params, "autocommit": True},
-            min_size=1,
-            max_size=self.CONNECTIONS,
-            timeout=self.WAIT_SECONDS,
-            name="mcp-key-checks",
-            open=False,
-        )
-        # Not waiting for a connection: the server starts even with the database away.
-        await self.pool.open(wait=False)
-        try:
-            yield
-        finally:
-            pool, self.pool = self.pool, None
-            await pool.close()
-
-    async def check(self, presented: str) -> ApiKey | None:
-        public_id = public_id_of(presented)
-        if public_id is None:
-            return None
-        if self.pool is None:
-            raise RuntimeError("the MCP server's lifespan is not running (uvicorn --lifespan on)")
-        try:
-            try:
-                return await self._check(presented, public_id)
-            except PoolTimeout:
-                raise  # no connection to be had: the pool is already trying to make one
-            except psycopg.OperationalError:
-                # Connections the server closed (a restart, an idle timeout) fail their
-                # next query. Have the pool test its idle ones and replace the broken, then
-                # try once more: a database that is really away fails that try too.
-                await self.pool.check()
-                return await self._check(presented, public_id)
-        except psycopg.OperationalError as e:
-            raise DatabaseUnavailable from e
-
-    async def _check(self, presented: str, public_id: str) -> ApiKey | None:
-        async with self.pool.connection() as conn:
-            cursor = await conn.execute(self.query.sql, [public_id])
-            now = timezone.now()
-            key = accept(presented, self.query.build(self.connection, await cursor.fetchone()), now)
-            if key is not None and last_used_is_due(key, now):
-                await conn.execute(self.query.last_used_sql, [now, key.pk])
-                key.last_used_at = now
-        return key
-
-
-def key_checks() -> KeyChecks:
-    """The key checks for this project's database."""
+def api_key_checks():
+    """The key checks for this project's database: ApiKeyChecks or PostgresApiKeyChecks."""
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor == "postgresql":
-        return PostgresKeyChecks(connection)
-    return KeyChecks()
+        # Imported here: that module builds on this one's rules (accept, public_id_of).
+        from .postgres_key_checks import PostgresApiKeyChecks
+
+        return PostgresApiKeyChecks(connection)
+    return ApiKeyChecks()
 
 
 # --- The caller, and the SDK's verifier ---------------------------------------------------
@@ -404,8 +259,11 @@ class Refusal:
     description: str | None = None
 
 
-# The current request's Refusal, set by http.py and filled in by ApiKeyVerifier. The SDK
-# calls the verifier with the token alone, so this is the one way back to http.py.
+# The current request's Refusal, set by http.py and filled in by ApiKeyVerifier: the
+# gateway's one context variable of its own. The SDK calls the verifier with the token
+# alone and answers a refusal with its own 401, so nothing else carries "why" from the
+# verifier back to http.py, which rewrites that 401. Everything after the key check
+# travels in the Caller.
 refusal: ContextVar[Refusal | None] = ContextVar("mcp_key_refusal", default=None)
 
 
@@ -417,7 +275,8 @@ class ApiKeyVerifier:
     """The SDK's TokenVerifier, backed by portal API keys: the key's Caller goes in the
     AccessToken's claims."""
 
-    def __init__(self, key_checks: KeyChecks) -> None:
+    def __init__(self, key_checks) -> None:
+        """`key_checks`: an ApiKeyChecks or a PostgresApiKeyChecks."""
         self.key_checks = key_checks
 
     async def verify_token(self, token: str) -> AccessToken | None:

@@ -32,11 +32,11 @@ def guarded(app):
         if scope["type"] == "http":
             on_endpoint = scope["path"].startswith("/mcp")
             if on_endpoint:
-                keys = failure_keys(scope)
+                buckets = failure_buckets(scope)
                 limit = settings.MCP_AUTH_FAILURES_PER_MINUTE
-                if any(failures.exceeded(key, limit) for key in keys):
+                if any(failures.exceeded(bucket, limit) for bucket in buckets):
                     return await respond(send, 429, TOO_MANY_FAILURES, retry_after=b"60")
-                send = watch_unauthorized(send, lambda: [failures.record(k) for k in keys], refusal)
+                send = watch_unauthorized(send, lambda: failures.record_all(buckets), refusal)
             # Keys belong in the Authorization header: a key in a URL ends up in logs
             # and browser history, so a query string is refused outright.
             if on_endpoint and scope.get("query_string"):
@@ -85,18 +85,18 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def failure_keys(scope) -> list[str]:
-    """What repeated authentication failures are counted by: the client address and,
+def failure_buckets(scope) -> list[str]:
+    """The limiter buckets a request's authentication failures count in: the client address and,
     for a well-formed key, its public id (so guessing one key's secret is slowed down
     from any number of addresses)."""
-    keys = [f"ip:{(scope.get('client') or ('?',))[0]}"]
+    buckets = [f"ip:{(scope.get('client') or ('?',))[0]}"]
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             presented = value.decode("latin-1").removeprefix("Bearer ").strip()
             public_id = auth.public_id_of(presented)
             if public_id:
-                keys.append(f"key:{public_id}")
-    return keys
+                buckets.append(f"key:{public_id}")
+    return buckets
 
 
 def watch_unauthorized(send, on_failure, refusal: auth.Refusal):

@@ -87,38 +87,45 @@ def storable(text: str, limit: int) -> str:
 
 
 class RateLimiter:
-    """Events per key per minute, a sliding window kept in this worker process."""
+    """Events per bucket per minute, a sliding window kept in this worker process.
 
-    # Past this many keys, windows with nothing in the last minute are dropped.
-    MAX_KEYS = 10_000
+    A bucket is what is counted: an API key's row id for tool calls (policy), a client
+    address or a key's public id for authentication failures (http.py)."""
+
+    # Past this many buckets, windows with nothing in the last minute are dropped.
+    MAX_BUCKETS = 10_000
 
     def __init__(self) -> None:
         self.calls: dict[int | str, deque[float]] = defaultdict(deque)
 
-    def _window(self, key: int | str, now: float) -> deque[float]:
-        window = self.calls[key]
+    def _window(self, bucket: int | str, now: float) -> deque[float]:
+        window = self.calls[bucket]
         while window and window[0] <= now - 60:
             window.popleft()
         return window
 
-    def retry_after(self, key: int | str, limit: int) -> float | None:
+    def retry_after(self, bucket: int | str, limit: int) -> float | None:
         """None if the call may go ahead (and counts it), else the seconds until it may."""
         now = time.monotonic()
-        window = self._window(key, now)
+        window = self._window(bucket, now)
         if len(window) >= limit:
             return 60 - (now - window[0])
-        self.record(key)
+        self.record(bucket)
         return None
 
-    def exceeded(self, key: int | str, limit: int) -> bool:
-        return len(self._window(key, time.monotonic())) >= limit
+    def exceeded(self, bucket: int | str, limit: int) -> bool:
+        return len(self._window(bucket, time.monotonic())) >= limit
 
-    def record(self, key: int | str) -> None:
+    def record(self, bucket: int | str) -> None:
         now = time.monotonic()
-        if len(self.calls) > self.MAX_KEYS:
+        if len(self.calls) > self.MAX_BUCKETS:
             for stale in [k for k, w in self.calls.items() if not w or w[-1] <= now - 60]:
                 del self.calls[stale]
-        self.calls[key].append(now)
+        self.calls[bucket].append(now)
+
+    def record_all(self, buckets: list[int | str]) -> None:
+        for bucket in buckets:
+            self.record(bucket)
 
 
 rate_limiter = RateLimiter()

@@ -26,7 +26,7 @@ INSTRUCTIONS = (
 
 
 def build_server() -> MCPServer:
-    key_checks = auth.key_checks()
+    key_checks = auth.api_key_checks()
     server = GatewayServer(
         name="attio-portal",
         title="Attio (via Attio Portal)",
@@ -86,7 +86,7 @@ class GatewayServer(MCPServer):
             raise ToolError(f"Error executing tool {name}: {message}") from e.__cause__
 
 
-def lifespan(key_checks: auth.KeyChecks):
+def lifespan(key_checks):
     """The MCP server's lifespan: the key checks' connections and the audit trail's writer."""
 
     @contextlib.asynccontextmanager

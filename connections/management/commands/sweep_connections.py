@@ -50,7 +50,7 @@ class Command(BaseCommand):
             on_transient=lambda connection_id, error: sweep.release_sweep_claim(connection_id),
             on_done=progress,
         )
-        work = sweep.run_sweep(in_process=in_process, on_claimed=claimed)
+        work = sweep.sweep_connections(in_process=in_process, on_claimed=claimed)
         elapsed = time.monotonic() - started
         noun = ngettext("connection", "connections", total)
         summary = ", ".join(f"{count} {name}" for name, count in sorted(work.outcomes.items()))
