@@ -1,5 +1,8 @@
 """Benchmark the MCP gateway against the SDK's own floor, side by side in one run.
 
+Over 600 lines on purpose: one benchmark is one script (set-up, the runs, the report) so
+that its figures in bench/README.md can be reproduced from the file alone.
+
     .venv/bin/python bench/gateway.py [--duration 10] [--warmup 3] [--rounds 3]
         [--concurrency 1,16] [--latency 0] [--extra-keys 100000] [--verify-calls 4000]
         [--json results.json] [--profile DIR]

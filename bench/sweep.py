@@ -10,6 +10,9 @@ serves the fake Attio in a subprocess (bench/fake_server.py) with N generated
 workspaces, seeds users and connections (a share refreshing, the rest due for
 validation), runs one full sweep per configuration and prints wall time, Attio
 calls, and the peak calls per second per workspace over any 1 s sliding window.
+
+Over 600 lines on purpose: one benchmark is one script (set-up, the runs, the report) so
+that its figures in bench/README.md can be reproduced from the file alone.
 See bench/README.md.
 """
 
