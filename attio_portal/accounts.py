@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from connections.models import AuditEvent, Connection
 from connections.services import record_event, revoke_connection
-from mcp_gateway.services import revoke_keys
+from mcp_gateway.services import revoke_connected_apps, revoke_keys
 
 
 def find_user(name: str):
@@ -22,7 +22,8 @@ def find_user(name: str):
 
 
 def deactivate_user(user, *, by, ip: str | None = None) -> int:
-    """Deactivate a portal user: revoke their API keys and connections, end their sessions.
+    """Deactivate a portal user: revoke their API keys, connected apps and connections, and
+    end their sessions.
 
     Returns how many connections were revoked."""
     with transaction.atomic():
@@ -31,6 +32,7 @@ def deactivate_user(user, *, by, ip: str | None = None) -> int:
         record_event(AuditEvent.Kind.USER_DEACTIVATED, subject=user, actor=by, ip=ip)
         end_sessions(user)
     revoke_keys(owner=user, by=by, reason="user deactivated", ip=ip)
+    revoke_connected_apps(user=user, by=by, reason="user deactivated", ip=ip)
     # Deactivating is an admin's act, even when an admin deactivates their own account.
     return sum(
         revoke_connection(c, by=by, reason="user deactivated", ip=ip, as_admin=True)

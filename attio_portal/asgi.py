@@ -55,8 +55,8 @@ django_app = PortalASGIHandler()
 
 from mcp_gateway.server import build_server, gateway_app  # noqa: E402
 
-# Paths the MCP app answers (the endpoint and its RFC 9728 metadata); the rest is Django.
-MCP_PATH_PREFIXES = ("/mcp", "/.well-known/oauth-protected-resource")
+# Paths the MCP app answers; the rest is Django (the OAuth server and its metadata too).
+MCP_PATH_PREFIXES = ("/mcp",)
 
 
 def is_mcp_path(path: str) -> bool:

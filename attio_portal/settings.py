@@ -69,6 +69,10 @@ if not DEBUG:
         _refuse("FIELD_ENCRYPTION_KEYS", "contains the development key")
     if len(API_KEY_HMAC_SECRET) < 32:
         _refuse("API_KEY_HMAC_SECRET", "is not set or shorter than 32 characters")
+    # It is the OAuth issuer MCP clients check character for character, and the
+    # address their tokens are sent to.
+    if not PORTAL_BASE_URL.startswith("https://"):
+        _refuse("PORTAL_BASE_URL", "is not an https:// URL")
 
 try:
     FIELD_ENCRYPTION_KEYRING = KeyRing.from_entries(FIELD_ENCRYPTION_KEYS)
@@ -84,6 +88,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "axes",
+    "corsheaders",
+    "oauth2_provider",
     "connections",
     "mcp_gateway",
     # The portal that composes both: the dashboard, the User admin, account commands.
@@ -92,6 +98,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything that answers: it answers CORS preflights (CORS_URLS_REGEX).
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -246,6 +254,104 @@ MCP_RATE_LIMIT_PER_MINUTE = env.int("MCP_RATE_LIMIT_PER_MINUTE", default=300)
 MCP_AUTH_FAILURES_PER_MINUTE = env.int("MCP_AUTH_FAILURES_PER_MINUTE", default=30)
 # Largest MCP request body accepted, in bytes.
 MCP_MAX_REQUEST_BYTES = env.int("MCP_MAX_REQUEST_BYTES", default=1024 * 1024)
+
+# The portal is the OAuth 2.1 authorization server of its own MCP endpoint, for clients
+# that cannot take a pasted API key (Claude.ai, Claude Desktop, ChatGPT): see
+# mcp_gateway/oauth_server.py and docs/oauth.md. Built on django-oauth-toolkit.
+# Lifetime of an OAuth access token, in seconds; refresh tokens rotate on every use.
+OAUTH_ACCESS_TOKEN_SECONDS = env.int("OAUTH_ACCESS_TOKEN_SECONDS", default=3600)
+# Redirect URI schemes accepted besides https and loopback http (native apps).
+OAUTH_REDIRECT_SCHEMES = env.list("OAUTH_REDIRECT_SCHEMES", default=["cursor"])
+# Hosts whose https redirect URIs dynamic registration accepts; empty: any host.
+OAUTH_DCR_REDIRECT_HOSTS = env.list("OAUTH_DCR_REDIRECT_HOSTS", default=[])
+# Client registrations allowed per client address per hour (counted in each process).
+OAUTH_DCR_PER_HOUR = env.int("OAUTH_DCR_PER_HOUR", default=20)
+# Hosts whose client ID metadata documents are fetched (ALLOWED_HOSTS syntax, so
+# ".example.com" covers subdomains); empty: any public https host.
+OAUTH_CIMD_HOSTS = env.list("OAUTH_CIMD_HOSTS", default=[])
+# Development and tests only: fetch the metadata document of a client id
+# https://127.0.0.1:<port>/... over plain http from loopback.
+OAUTH_CIMD_LOOPBACK_HTTP = env.bool("OAUTH_CIMD_LOOPBACK_HTTP", default=False)
+if OAUTH_CIMD_LOOPBACK_HTTP and not DEBUG:
+    raise ImproperlyConfigured(
+        "OAUTH_CIMD_LOOPBACK_HTTP is for development and tests only; DEBUG is off."
+    )
+
+OAUTH_SCOPES = {
+    "attio.read": "Read your Attio workspace: records, lists, notes, tasks and members",
+    "attio.write": "Change your Attio workspace: create, update and delete",
+}
+# The toolkit's own models (named here because migrations that refer to them ask).
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER = {
+    "SCOPES": OAUTH_SCOPES,
+    "DEFAULT_SCOPES": ["attio.read"],
+    "OAUTH2_VALIDATOR_CLASS": "mcp_gateway.oauth_server.PortalOAuth2Validator",
+    "ACCESS_TOKEN_GENERATOR": "mcp_gateway.oauth_server.new_access_token",
+    "REFRESH_TOKEN_GENERATOR": "mcp_gateway.oauth_server.new_refresh_token",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": OAUTH_ACCESS_TOKEN_SECONDS,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "PKCE_REQUIRED": True,
+    # The issuer, exactly as the metadata and the `iss` on redirects give it.
+    "OIDC_ISS_ENDPOINT": PORTAL_BASE_URL,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http", *OAUTH_REDIRECT_SCHEMES],
+    # RFC 8252: a loopback redirect URI matches on any port, localhost included.
+    "ALLOW_LOCALHOST_LOOPBACK": True,
+    "OAUTH2_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": ["authorization_code", "refresh_token"],
+    # "none": public clients with PKCE (Claude uses CIMD only when this is listed).
+    "OAUTH2_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": [
+        "none",
+        "client_secret_basic",
+        "client_secret_post",
+    ],
+    "OAUTH2_PROTECTED_RESOURCE_IDENTIFIER": f"{PORTAL_BASE_URL}/mcp",
+    "OAUTH2_PROTECTED_RESOURCE_AUTHORIZATION_SERVERS": [PORTAL_BASE_URL],
+    "OAUTH2_PROTECTED_RESOURCE_NAME": "Attio (via Attio Portal)",
+    "OAUTH2_PROTECTED_RESOURCE_DOCUMENTATION": f"{PORTAL_BASE_URL}/",
+    "DCR_ENABLED": True,
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("mcp_gateway.oauth_server.RegistrationsPerAddress",),
+    "CIMD_ENABLED": True,
+    "CIMD_ALLOWED_HOSTS": OAUTH_CIMD_HOSTS,
+    "CIMD_REGISTRATION_PERMISSION_CLASSES": (
+        ("oauth2_provider.cimd.HostAllowlistCIMDPermission",)
+        if OAUTH_CIMD_HOSTS
+        else ("oauth2_provider.cimd.AllowAllCIMDPermission",)
+    ),
+    "CIMD_METADATA_FETCHER": (
+        "mcp_gateway.oauth_server.LoopbackHttpMetadataFetcher"
+        if OAUTH_CIMD_LOOPBACK_HTTP
+        else "oauth2_provider.cimd.SafeMetadataFetcher"
+    ),
+    # RFC 9700 (OAuth security best current practice); `check --deploy` checks these.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    # Tokens at rest as SHA-256 checksums only: the database can't give one back.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+}
+# oauth2_provider.W008 flags "http" among the redirect URI schemes. It is there for
+# loopback redirect URIs only (RFC 8252: VS Code, Claude Code, the MCP Inspector):
+# mcp_gateway.oauth_server refuses http for any other host, at registration and on
+# authorize (tests/mcp_gateway/test_oauth_redirects.py).
+SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
+
+# CORS, for browser-based MCP clients: the OAuth metadata, token, registration and
+# revocation endpoints answer any origin. Nothing there reads cookies.
+CORS_URLS_REGEX = r"^/(\.well-known/oauth-.*|oauth/(token|register|revoke)/.*)$"
+CORS_ALLOW_ALL_ORIGINS = True
+CORS_ALLOW_CREDENTIALS = False
 
 # Celery. With no CELERY_BROKER_URL the embedded filesystem broker under var/ is
 # used, so development needs no server; production sets redis://.

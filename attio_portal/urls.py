@@ -32,5 +32,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("connections/", include("connections.urls")),
     path("keys/", include("mcp_gateway.urls")),
+    path("", include("mcp_gateway.oauth_urls")),
     path("", views.dashboard, name="dashboard"),
 ]

@@ -49,6 +49,9 @@ def dashboard(request):
             "api_keys": request.user.api_keys.filter(revoked_at__isnull=True)
             .select_related("connection", "replaced_by")
             .order_by("-created_at"),
+            "connected_apps": request.user.connected_apps.live()
+            .select_related("client", "connection")
+            .order_by("-created_at"),
             "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
         },
     )

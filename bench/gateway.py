@@ -319,7 +319,7 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
     for label, make in [("own pool", auth.api_key_checks), ("ORM thread", auth.ApiKeyChecks)]:
         for name in ("check", "verify_token"):
             key_checks = make()
-            verifier = auth.ApiKeyVerifier(key_checks)
+            verifier = auth.PortalVerifier(key_checks)
             verify = key_checks.check if name == "check" else verifier.verify_token
             ms = sorted(asyncio.run(run(key_checks, verify)))
             out[f"{name} ({label})"] = {

@@ -43,7 +43,7 @@ from tests.faults.harness import percentile  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
 VARIANTS = ("pg-pool", "orm", "afirst", "afirst-only")
-# Columns the check (accept, last_used_at, KeyRefused) and ApiKeyVerifier read.
+# Columns the check (accept, last_used_at, KeyRefused) and PortalVerifier read.
 ONLY = (
     "public_id", "digest", "read_only", "expires_at", "revoked_at", "replaced_by_id",
     "last_used_at", "owner__is_active", "owner__username", "connection__workspace_id",

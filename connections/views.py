@@ -5,6 +5,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
@@ -29,6 +31,15 @@ def no_referrer(response):
     response["Cache-Control"] = "no-store"
     response["Referrer-Policy"] = "no-referrer"
     return response
+
+
+def after_connect(request) -> str:
+    """Where a finished connect goes: back to the page that sent the user to connect (a
+    consent page stores its own path in the session), else the dashboard."""
+    back = request.session.pop("after_connect", None)
+    if back and back.startswith("/") and url_has_allowed_host_and_scheme(back, None):
+        return back  # a path on this site only: no host, no scheme
+    return reverse("dashboard")
 
 
 @login_required
@@ -66,7 +77,7 @@ def callback(request):
         return no_referrer(page)
     verb = "Connected" if created else "Reconnected"
     messages.success(request, f"{verb} the Attio workspace “{connection.workspace_name}”.")
-    return no_referrer(redirect("dashboard"))
+    return no_referrer(redirect(after_connect(request)))
 
 
 @never_cache
@@ -87,7 +98,7 @@ def connect_api_key(request):
         else:
             verb = "Connected" if created else "Updated the key for"
             messages.success(request, f"{verb} the Attio workspace “{connection.workspace_name}”.")
-            return redirect("dashboard")
+            return redirect(after_connect(request))
     return render(request, "connections/connect_api_key.html", {"form": form})
 
 

@@ -1,11 +1,13 @@
-"""Admin for API keys and tool calls. The key secret exists nowhere to show."""
+"""Admin for API keys, connected apps, their OAuth clients and tool calls. No key or
+token exists anywhere to show: keys are HMAC digests, OAuth tokens SHA-256 checksums."""
 
 from django.contrib import admin
+from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
 from connections.admin import ActionsOnlyAdmin, AuditLogAdmin, ReadOnlyAdmin, revoke_with_reason
 
 from . import services
-from .models import ApiKey, ApiKeyEvent, ToolCall
+from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
@@ -86,9 +88,81 @@ class ApiKeyAdmin(ActionsOnlyAdmin):
         )
 
 
+@admin.register(ConnectedApp)
+class ConnectedAppAdmin(ActionsOnlyAdmin):
+    """OAuth clients users approved. Their registered clients are under "Django OAuth
+    Toolkit: Applications" (dynamic registrations and metadata documents included),
+    where an admin can pre-register one or remove one; removing a client removes its
+    connected apps and tokens."""
+
+    list_display = [
+        "client_name",
+        "user",
+        "workspace",
+        "scope",
+        "created_at",
+        "last_used_at",
+        "app_status",
+    ]
+    list_filter = ["read_only", "client__registration_source"]
+    search_fields = ["user__email", "user__username", "client__name", "client__client_id"]
+    list_select_related = ["user", "connection", "client"]
+    fields = [
+        "client",
+        "user",
+        "connection",
+        "read_only",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+        "revoked_reason",
+    ]
+    readonly_fields = fields
+    actions = ["revoke_selected"]
+
+    def get_queryset(self, request):
+        # Consents never exchanged for a token (the client went away) are not apps yet.
+        return super().get_queryset(request).filter(token_family__isnull=False)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="workspace")
+    def workspace(self, obj: ConnectedApp) -> str:
+        return obj.connection.workspace_name
+
+    @admin.display(description="status")
+    def app_status(self, obj: ConnectedApp) -> str:
+        return "revoked" if obj.revoked_at else "active"
+
+    @admin.action(description="Revoke selected apps", permissions=["change"])
+    def revoke_selected(self, request, queryset):
+        return revoke_with_reason(
+            self,
+            request,
+            queryset.select_related("user", "connection", "client"),
+            action="revoke_selected",
+            title="Revoke connected apps",
+            intro="These apps' tokens stop working from their next request on:",
+            label=lambda a: f"{a.client_name} for {a.user} on {a.connection.workspace_name}",
+            revoke=services.revoke_connected_app,
+            noun="connected app",
+            plural="connected apps",
+        )
+
+
 @admin.register(ApiKeyEvent)
 class ApiKeyEventAdmin(AuditLogAdmin):
     pass
+
+
+# The toolkit's token, code and ID token rows: nothing an admin acts on one by one
+# (revoke a connected app instead), and nothing to read but checksums.
+for model in (AccessToken, RefreshToken, Grant, IDToken):
+    admin.site.unregister(model)
 
 
 @admin.register(ToolCall)

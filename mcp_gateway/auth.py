@@ -1,5 +1,6 @@
-"""A presented API key -> the Caller (its key, owner and connection), or None; and the
-SDK's TokenVerifier on top of that.
+"""Who is calling /mcp: a presented API key or OAuth access token -> the Caller (user,
+connection, read-only or not, and the key or connected app), or None; and the SDK's
+TokenVerifier on top of that (PortalVerifier).
 
 A key its holder may no longer use (revoked, rolled, expired) raises KeyRefused instead,
 so the 401 can say why; only refusals do any work to tell them apart.
@@ -19,13 +20,16 @@ from datetime import UTC, datetime
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.utils import timezone
 from mcp.server.auth.middleware.auth_context import get_access_token
-from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.provider import AccessToken as SdkAccessToken
+from oauth2_provider.models import AccessToken
 
 from connections.models import Connection
 
+from . import oauth_server
 from .models import (
     ALPHABET,
     CHECKSUM_LENGTH,
@@ -33,6 +37,7 @@ from .models import (
     PUBLIC_ID_LENGTH,
     SECRET_LENGTH,
     ApiKey,
+    ConnectedApp,
     checksum,
     key_digest,
 )
@@ -214,26 +219,37 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is calling: the API key, its owner, the Attio connection it acts on and
-    whether it may write, as this request's key check read them.
+    """Who is calling: the portal user, the Attio connection the call acts on and whether
+    it may write, and what vouched for them: an API key, or a connected app's OAuth
+    access token (`app`). Tools, the policy and the audit trail see no other difference.
 
     One per HTTP request, made by the verifier. A stateless POST carries exactly one
     JSON-RPC message (the SDK refuses batches), so `outcome` is that one call's.
     """
 
-    key: ApiKey
     user: AbstractBaseUser
     connection: Connection
     read_only: bool
+    key: ApiKey | None = None
+    app: ConnectedApp | None = None
     outcome: Outcome = field(default_factory=Outcome, compare=False)
 
     @classmethod
     def of(cls, key: ApiKey) -> "Caller":
-        return cls(key=key, user=key.owner, connection=key.connection, read_only=key.read_only)
+        return cls(user=key.owner, connection=key.connection, read_only=key.read_only, key=key)
+
+    @classmethod
+    def of_app(cls, app: ConnectedApp, *, read_only: bool) -> "Caller":
+        return cls(user=app.user, connection=app.connection, read_only=read_only, app=app)
 
     @property
     def scopes(self) -> list[str]:
-        return ["attio:read"] if self.read_only else ["attio:read", "attio:write"]
+        return [oauth_server.READ] if self.read_only else [oauth_server.READ, oauth_server.WRITE]
+
+    @property
+    def bucket(self) -> str:
+        """What its calls are counted by for the rate limit: the key, or the app."""
+        return f"key:{self.key.pk}" if self.key is not None else f"app:{self.app.pk}"
 
 
 def current_caller() -> Caller:
@@ -253,17 +269,20 @@ def current_caller() -> Caller:
 
 
 class Refusal:
-    """Why this request's key was refused, when its holder may be told (KeyRefused):
-    http.py makes one per request and, if the answer is a 401, says so in it."""
+    """What http.py must say in this request's answer that the SDK can't: why a real key
+    was refused (KeyRefused, in the 401), or that a read-only OAuth grant asked for a
+    write (a 403 `insufficient_scope` naming the scope to ask for, so the client can
+    ask the user again). http.py makes one per request."""
 
     description: str | None = None
+    insufficient_scope: str | None = None
 
 
-# The current request's Refusal, set by http.py and filled in by ApiKeyVerifier: the
-# gateway's one context variable of its own. The SDK calls the verifier with the token
-# alone and answers a refusal with its own 401, so nothing else carries "why" from the
-# verifier back to http.py, which rewrites that 401. Everything after the key check
-# travels in the Caller.
+# The current request's Refusal, set by http.py and filled in by PortalVerifier and the
+# policy: the gateway's one context variable of its own. The SDK calls the verifier
+# with the token alone and answers a refusal with its own 401, and a tool call's answer
+# is a 200 the SDK writes; nothing else carries "why" back to http.py, which rewrites
+# those answers. Everything else after the key check travels in the Caller.
 refusal: ContextVar[Refusal | None] = ContextVar("mcp_key_refusal", default=None)
 
 
@@ -271,15 +290,56 @@ def mcp_url() -> str:
     return f"{settings.PORTAL_BASE_URL}/mcp"
 
 
-class ApiKeyVerifier:
-    """The SDK's TokenVerifier, backed by portal API keys: the key's Caller goes in the
+def check_oauth_token(presented: str) -> tuple[Caller, int] | None:
+    """The Caller of a connected app's access token and when the token expires, or None:
+    unknown, expired, for another resource, or its app revoked (through the ORM, in the
+    caller's thread).
+
+    A fresh read on every request, as for keys: a revoked app's tokens fail at once.
+    """
+    if not oauth_server.looks_like_access_token(presented):
+        return None
+    close_stale_database_connections()
+    checksum = oauth_server.token_checksum(presented)
+    token = AccessToken.objects.select_related("refresh_token").filter(token_checksum=checksum)
+    token = token.first()
+    now = timezone.now()
+    if token is None or token.expires <= now:
+        return None
+    if not any(oauth_server.is_this_resource(r) for r in token.resource or []):
+        return None  # the audience is not this /mcp (RFC 8707)
+    try:
+        family = token.refresh_token.token_family
+    except ObjectDoesNotExist:
+        return None  # not issued by an authorization code (a registration token)
+    app = ConnectedApp.objects.live().select_related("user", "connection", "client")
+    app = app.filter(token_family=family).first()
+    if app is None or not app.user.is_active:
+        return None
+    if app.last_used_at is None or (now - app.last_used_at).total_seconds() >= (
+        LAST_USED_RESOLUTION
+    ):
+        ConnectedApp.objects.filter(pk=app.pk).update(last_used_at=now)
+        app.last_used_at = now
+    read_only = app.read_only or oauth_server.WRITE not in token.scope.split()
+    return Caller.of_app(app, read_only=read_only), int(token.expires.timestamp())
+
+
+class PortalVerifier:
+    """The SDK's TokenVerifier for /mcp: a portal API key or a connected app's OAuth
+    access token, told apart by their prefixes. Either way the Caller goes in the
     AccessToken's claims."""
+
+    # Made once: building a SyncToAsync wrapper inspects the function, on every call otherwise.
+    _check_oauth_token = staticmethod(sync_to_async(check_oauth_token))
 
     def __init__(self, key_checks) -> None:
         """`key_checks`: an ApiKeyChecks or a PostgresApiKeyChecks."""
         self.key_checks = key_checks
 
-    async def verify_token(self, token: str) -> AccessToken | None:
+    async def verify_token(self, token: str) -> SdkAccessToken | None:
+        if token.startswith(oauth_server.ACCESS_TOKEN_PREFIX):
+            return await self.verify_oauth_token(token)
         try:
             key = await self.key_checks.check(token)
         except KeyRefused as refused:
@@ -290,12 +350,30 @@ class ApiKeyVerifier:
         if key is None:
             return None
         caller = Caller.of(key)
-        return AccessToken(
+        return SdkAccessToken(
             token=token,
             client_id=f"api-key:{key.public_id}",
             scopes=caller.scopes,
             expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
             resource=mcp_url(),
             subject=str(key.owner_id),
+            claims={"caller": caller},
+        )
+
+    async def verify_oauth_token(self, token: str) -> SdkAccessToken | None:
+        try:
+            checked = await self._check_oauth_token(token)
+        except (OperationalError, InterfaceError) as e:
+            raise DatabaseUnavailable from e
+        if checked is None:
+            return None
+        caller, expires_at = checked
+        return SdkAccessToken(
+            token=token,
+            client_id=caller.app.audit_id,
+            scopes=caller.scopes,
+            expires_at=expires_at,
+            resource=mcp_url(),
+            subject=str(caller.user.pk),
             claims={"caller": caller},
         )

@@ -16,7 +16,7 @@ import re
 from django.conf import settings
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from . import auth
+from . import auth, oauth_server
 from .policy import RateLimiter
 
 logger = logging.getLogger(__name__)
@@ -100,23 +100,31 @@ def failure_buckets(scope) -> list[str]:
 
 
 def watch_unauthorized(send, on_failure, refusal: auth.Refusal):
-    """Wrap `send` to call `on_failure` when the answer is a 401, and to have that 401
-    say why the key was refused when `refusal` has been filled in."""
+    """Wrap `send` to call `on_failure` when the answer is a 401, and to say in it what
+    the SDK can't: the scope to ask for, and why a real key was refused (`refusal`).
+    A tool call refused for want of scope (`refusal.insufficient_scope`, set by the
+    policy) is answered 403 instead, so an OAuth client can ask for more."""
     start = None
     body = b""
 
     async def watching_send(message):
         nonlocal start, body
-        if message["type"] == "http.response.start" and message["status"] == 401:
-            on_failure()
-            if refusal.description is not None:
+        if message["type"] == "http.response.start":
+            if message["status"] == 401:
+                on_failure()
                 start = message  # held back until the body is known: its length changes
+                return
+            if message["status"] == 200 and refusal.insufficient_scope is not None:
+                start = message
                 return
         if start is not None and message["type"] == "http.response.body":
             body += message.get("body", b"")
             if message.get("more_body"):
                 return
-            answer_start, answer_body = explained(start, body, refusal.description)
+            if start["status"] == 401:
+                answer_start, answer_body = explained(start, body, refusal.description)
+            else:
+                answer_start, answer_body = insufficient_scope(start, refusal.insufficient_scope)
             await send(answer_start)
             await send({"type": "http.response.body", "body": answer_body})
             return
@@ -125,22 +133,50 @@ def watch_unauthorized(send, on_failure, refusal: auth.Refusal):
     return watching_send
 
 
-def explained(start: dict, body: bytes, description: str) -> tuple[dict, bytes]:
-    """The SDK's 401 (its start message and body), saying `description` instead of its
-    generic error_description, in the WWW-Authenticate header and the JSON body alike.
-    Everything else is kept: the same status, headers and fields as any other 401."""
-    answer = json.loads(body)
-    answer["error_description"] = description
-    body = json.dumps(answer).encode()
+def explained(start: dict, body: bytes, description: str | None) -> tuple[dict, bytes]:
+    """The SDK's 401 (its start message and body) with the scope to ask for in its
+    WWW-Authenticate header, and saying `description` (if any) instead of its generic
+    error_description, in the header and the JSON body alike. Everything else is kept:
+    the same status, headers and fields as any other 401."""
+    if description is not None:
+        answer = json.loads(body)
+        answer["error_description"] = description
+        body = json.dumps(answer).encode()
     quoted = f'error_description="{description}"'.encode()
     headers = []
     for name, value in start["headers"]:
         if name == b"www-authenticate":
-            value = re.sub(rb'error_description="[^"]*"', lambda _: quoted, value)
+            if description is not None:
+                value = re.sub(rb'error_description="[^"]*"', lambda _: quoted, value)
+            value += f', scope="{oauth_server.ALL_SCOPES}"'.encode()
         elif name == b"content-length":
             value = str(len(body)).encode()
         headers.append((name, value))
     return {**start, "headers": headers}, body
+
+
+def insufficient_scope(start: dict, scope: str) -> tuple[dict, bytes]:
+    """A 403 for a write asked of a read-only OAuth grant (RFC 6750 3.1), in place of the
+    SDK's 200 that carries the tool's error."""
+    description = "This app was given read-only access; ask the user for read and write."
+    body = json.dumps({"error": "insufficient_scope", "error_description": description})
+    body = body.encode()
+    challenge = (
+        f'Bearer error="insufficient_scope", scope="{scope}", '
+        f'error_description="{description}", '
+        f'resource_metadata="{settings.PORTAL_BASE_URL}/.well-known/oauth-protected-resource/mcp"'
+    )
+    headers = [
+        (name, value)
+        for name, value in start["headers"]
+        if name not in (b"content-length", b"content-type")
+    ]
+    headers += [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"www-authenticate", challenge.encode()),
+    ]
+    return {**start, "status": 403, "headers": headers}, body
 
 
 DATABASE_UNAVAILABLE = {

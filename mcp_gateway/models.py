@@ -1,4 +1,5 @@
-"""Portal-issued API keys, with which MCP clients reach a user's Attio connection."""
+"""What MCP clients reach a user's Attio connection with: portal-issued API keys, and
+connected apps (OAuth clients a user authorized, mcp_gateway/oauth_server.py)."""
 
 import hmac
 import secrets
@@ -10,6 +11,7 @@ from hashlib import sha256
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from oauth2_provider.models import Application
 
 from connections.models import AppendOnlyModel, Connection
 
@@ -149,13 +151,76 @@ class ApiKey(models.Model):
         return "active"
 
 
+class ConnectedAppQuerySet(models.QuerySet):
+    def live(self):
+        """Authorized and not revoked: its tokens work."""
+        return self.filter(revoked_at__isnull=True, token_family__isnull=False)
+
+
+class ConnectedApp(models.Model):
+    """An OAuth client a user let act on one of their Attio connections: one consent on
+    the portal's authorize page, and every token issued and refreshed from it.
+
+    django-oauth-toolkit keeps the tokens (hashed) and the client (Application); this
+    row says on whose connection they act and whether they may write. Its refresh
+    tokens share `token_family`, which is how an access token finds its way here (its
+    refresh token's family). Revoked, it is kept for the record; its tokens are deleted.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="connected_apps"
+    )
+    client = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    connection = models.ForeignKey(
+        Connection, on_delete=models.CASCADE, related_name="connected_apps"
+    )
+    read_only = models.BooleanField(default=True)
+    # SHA-256 of the authorization code the consent produced: a replayed code finds
+    # the app it already authorized, which is then revoked (RFC 9700 4.2.1).
+    code_checksum = models.CharField(max_length=64, unique=True, editable=False)
+    # Set when the code is exchanged: the family of its refresh tokens.
+    token_family = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_reason = models.CharField(max_length=500, blank=True, editable=False)
+
+    objects = ConnectedAppQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "connected app"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.client_name} for {self.connection.workspace_name}"
+
+    def __repr__(self) -> str:
+        return f"<ConnectedApp {self.pk} client={self.client_id}>"
+
+    @property
+    def client_name(self) -> str:
+        return self.client.name or self.client.client_id
+
+    @property
+    def scope(self) -> str:
+        return "read-only" if self.read_only else "read-write"
+
+    @property
+    def audit_id(self) -> str:
+        """How the audit trail and MCP's AccessToken name it: never a token."""
+        return f"oauth-app:{self.pk}"
+
+
 class ApiKeyEvent(AppendOnlyModel):
-    """An append-only record of what happened to a portal API key. Never holds a secret."""
+    """An append-only record of what happened to a portal API key or a connected app.
+    Never holds a secret."""
 
     class Kind(models.TextChoices):
         CREATED = "key_created", "API key created"
         REVOKED = "key_revoked", "API key revoked"
         ROLLED = "key_rolled", "API key rolled"
+        APP_AUTHORIZED = "app_authorized", "OAuth app authorized"
+        APP_REVOKED = "app_revoked", "OAuth app revoked"
 
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
     kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
@@ -172,6 +237,9 @@ class ApiKeyEvent(AppendOnlyModel):
     )
     api_key = models.ForeignKey(
         ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    connected_app = models.ForeignKey(
+        ConnectedApp, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
     )
     connection = models.ForeignKey(
         Connection, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -198,6 +266,10 @@ class ToolCall(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, related_name="+")
+    # The OAuth client that made the call, for a call made with an OAuth token.
+    connected_app = models.ForeignKey(
+        ConnectedApp, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     connection = models.ForeignKey(
         Connection, on_delete=models.SET_NULL, null=True, related_name="+"
     )

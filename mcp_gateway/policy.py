@@ -1,5 +1,5 @@
-"""Who may call what, per API key: the tools a key sees and may call (read-only keys),
-its rate limit, and the audit trail of every tool call.
+"""Who may call what, per API key or connected app: the tools it sees and may call
+(read-only ones see only reads), its rate limit, and the audit trail of every tool call.
 
 The SDK runs `middleware` around each MCP message once the key is verified (auth.py); a
 tool call that passes goes on to its tool (tools/).
@@ -19,8 +19,8 @@ from mcp.types import CallToolResult, TextContent
 
 from connections.models import Connection
 
-from . import auth, tools
-from .models import ApiKey, ToolCall
+from . import auth, oauth_server, tools
+from .models import ApiKey, ConnectedApp, ToolCall
 
 User = get_user_model()
 
@@ -40,30 +40,29 @@ async def middleware(ctx, call_next):
         return await call_next(ctx)
 
     caller = auth.current_caller()
-    key = caller.key
     name = storable(str((ctx.params or {}).get("name", "")), 64)
     started = time.monotonic()
     error_code = ""
     if caller.read_only and tools.exists(name) and not tools.is_read_only(name):
-        error_code = "read_only_key"
-        result = error_result(
-            f"This API key is read-only, so it cannot call `{name}`. Create a "
-            f"read-write key at {settings.PORTAL_BASE_URL}/ to make changes."
-        )
-    elif wait := rate_limiter.retry_after(key.pk, settings.MCP_RATE_LIMIT_PER_MINUTE):
+        error_code = "read_only_key" if caller.key is not None else "insufficient_scope"
+        result = error_result(read_only_refusal(caller, name))
+    elif wait := rate_limiter.retry_after(caller.bucket, settings.MCP_RATE_LIMIT_PER_MINUTE):
         error_code = "rate_limited"
+        credential = "API key" if caller.key is not None else "connected app"
         result = error_result(
-            f"Too many calls with this API key (limit: {settings.MCP_RATE_LIMIT_PER_MINUTE}"
-            f" a minute). Wait {wait:.0f} seconds and try again."
+            f"Too many calls with this {credential} (limit: "
+            f"{settings.MCP_RATE_LIMIT_PER_MINUTE} a minute). Wait {wait:.0f} seconds and "
+            "try again."
         )
     else:
         result = await call_next(ctx)
         if result.get("isError"):
             error_code = caller.outcome.error_code or "tool_error"
     audit_trail.add(
-        owner_id=key.owner_id,
-        api_key_id=key.pk,
-        connection_id=key.connection_id,
+        owner_id=caller.user.pk,
+        api_key_id=caller.key.pk if caller.key is not None else None,
+        connected_app_id=caller.app.pk if caller.app is not None else None,
+        connection_id=caller.connection.pk,
         tool=name,
         ok=not result.get("isError", False),
         attio_status=caller.outcome.attio_status,
@@ -71,6 +70,23 @@ async def middleware(ctx, call_next):
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     return result
+
+
+def read_only_refusal(caller: auth.Caller, name: str) -> str:
+    """The words for a write tool called read-only. An OAuth client is also answered 403
+    `insufficient_scope` (http.py), so it can ask the user for write access."""
+    if caller.key is not None:
+        return (
+            f"This API key is read-only, so it cannot call `{name}`. Create a "
+            f"read-write key at {settings.PORTAL_BASE_URL}/ to make changes."
+        )
+    refusal = auth.refusal.get()
+    if refusal is not None:
+        refusal.insufficient_scope = oauth_server.ALL_SCOPES
+    return (
+        f"This app was given read-only access, so it cannot call `{name}`. Connect it "
+        "again and choose read and write to make changes."
+    )
 
 
 def error_result(text: str) -> dict:
@@ -195,14 +211,16 @@ class AuditTrail:
         try:
             self.insert(row)
         except IntegrityError:
-            # Its key, user or connection may have been deleted since the call: keep the
+            # Its key, app, user or connection may have been deleted since the call: keep the
             # record without the link, as the foreign keys' SET_NULL would have.
             for field, model in (
                 ("owner_id", User),
                 ("api_key_id", ApiKey),
+                ("connected_app_id", ConnectedApp),
                 ("connection_id", Connection),
             ):
-                if not model.objects.filter(pk=getattr(row, field)).exists():
+                linked = getattr(row, field)
+                if linked is not None and not model.objects.filter(pk=linked).exists():
                     setattr(row, field, None)
             try:
                 self.insert(row)

@@ -32,7 +32,7 @@ def build_server() -> MCPServer:
         title="Attio (via Attio Portal)",
         instructions=INSTRUCTIONS,
         version="1.0",
-        token_verifier=auth.ApiKeyVerifier(key_checks),
+        token_verifier=auth.PortalVerifier(key_checks),
         auth=AuthSettings(
             issuer_url=settings.PORTAL_BASE_URL,
             resource_server_url=auth.mcp_url(),

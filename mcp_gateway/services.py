@@ -1,4 +1,5 @@
-"""Verbs on portal API keys, shared by views, the admin and management commands."""
+"""Verbs on portal API keys and connected apps (OAuth clients a user authorized), shared
+by views, the admin, management commands and the OAuth server."""
 
 from datetime import datetime, timedelta
 
@@ -7,7 +8,7 @@ from django.utils import timezone
 
 from connections.models import Connection
 
-from .models import ApiKey, ApiKeyEvent
+from .models import ApiKey, ApiKeyEvent, ConnectedApp
 
 
 class ApiKeyError(Exception):
@@ -99,8 +100,59 @@ def revoke_keys(*, by, reason: str, ip: str | None = None, **which) -> int:
 
 def revoke_keys_of_disconnected_connection(sender, *, connection, by, ip, **kwargs) -> None:
     """connections' `connection_disconnected`: the owner cut the workspace off, so its
-    keys go for good (connecting it again later doesn't bring them back)."""
+    keys and connected apps go for good (connecting it again doesn't bring them back)."""
     revoke_keys(connection=connection, by=by, reason="connection disconnected", ip=ip)
+    revoke_connected_apps(connection=connection, by=by, reason="connection disconnected", ip=ip)
+
+
+def record_app_event(
+    kind: str, app: ConnectedApp, *, actor, ip: str | None = None, reason: str = ""
+) -> ApiKeyEvent:
+    """Append one event about a connected app to the audit log: ids, never tokens."""
+    return ApiKeyEvent.objects.create(
+        kind=kind,
+        connected_app=app,
+        subject_id=app.user_id,
+        actor=actor,
+        connection=app.connection,
+        ip_address=ip,
+        workspace_name=app.connection.workspace_name,
+        reason=reason,
+        detail={
+            "client_id": app.client.client_id,
+            "client_name": app.client.name,
+            "read_only": app.read_only,
+        },
+    )
+
+
+def record_app_authorized(app: ConnectedApp) -> None:
+    record_app_event(ApiKeyEvent.Kind.APP_AUTHORIZED, app, actor=app.user)
+
+
+def revoke_connected_app(app: ConnectedApp, *, by, reason: str = "", ip: str | None = None) -> bool:
+    """Revoke an app's access at once for every worker: its tokens are deleted, its
+    refresh tokens revoked. False if it was revoked already."""
+    from .oauth_server import revoke_tokens_of
+
+    with transaction.atomic():
+        revoked = ConnectedApp.objects.filter(pk=app.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=reason[:500]
+        )
+        if not revoked:
+            return False
+        app.refresh_from_db()
+        revoke_tokens_of(app)
+        record_app_event(ApiKeyEvent.Kind.APP_REVOKED, app, actor=by, ip=ip, reason=reason)
+    return True
+
+
+def revoke_connected_apps(*, by, reason: str, ip: str | None = None, **which) -> int:
+    """Revoke the apps matching `which` (user=..., connection=...) not revoked yet."""
+    apps = ConnectedApp.objects.filter(revoked_at__isnull=True, **which).select_related(
+        "client", "connection"
+    )
+    return sum(revoke_connected_app(a, by=by, reason=reason, ip=ip) for a in apps)
 
 
 def roll_api_key(

@@ -8,4 +8,5 @@ urlpatterns = [
     path("new/", views.key_create, name="key-create"),
     path("<int:pk>/revoke/", views.key_revoke, name="key-revoke"),
     path("<int:pk>/roll/", views.key_roll, name="key-roll"),
+    path("apps/<int:pk>/revoke/", views.app_revoke, name="app-revoke"),
 ]

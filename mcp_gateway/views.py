@@ -13,7 +13,7 @@ from connections.services import client_ip
 
 from . import services
 from .forms import ApiKeyForm
-from .models import ApiKey
+from .models import ApiKey, ConnectedApp
 
 # The MCP Inspector the setup snippet runs, pinned: on Node.js 20, npx would otherwise
 # pick the newest release whose `engines` admit Node 20 (0.15.0), which has no
@@ -146,3 +146,14 @@ def key_revoke(request, pk: int):
             messages.success(request, f"Revoked the key “{key.name}”. It stops working at once.")
         return redirect("dashboard")
     return render(request, "mcp_gateway/key_revoke.html", {"key": key})
+
+
+@login_required
+@require_POST
+def app_revoke(request, pk: int):
+    app = get_object_or_404(
+        ConnectedApp.objects.select_related("client", "connection"), pk=pk, user=request.user
+    )
+    if services.revoke_connected_app(app, by=request.user, ip=client_ip(request)):
+        messages.success(request, f"Revoked “{app.client_name}”. Its access ends at once.")
+    return redirect("dashboard")

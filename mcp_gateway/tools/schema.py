@@ -20,8 +20,11 @@ class WhoAmI(BaseModel):
     workspace_slug: str
     scopes: list[str]
     portal_user: str
-    api_key: str
-    api_key_name: str
+    # What vouched for this call: a portal API key (its display id and name), or the
+    # OAuth client the user connected.
+    api_key: str | None = None
+    api_key_name: str | None = None
+    oauth_client: str | None = None
     read_only: bool
 
 
@@ -29,7 +32,6 @@ class WhoAmI(BaseModel):
 async def whoami(caller: Caller) -> WhoAmI:
     """Show the Attio workspace this key reaches, the scopes Attio granted, and the portal
     user and API key in use. Call it first to check the connection works."""
-    key = caller.key
     identity = await call_attio(caller, attio.aget_self)
     if not identity.active:
         raise reconnect_error(caller.connection)
@@ -39,8 +41,9 @@ async def whoami(caller: Caller) -> WhoAmI:
         workspace_slug=identity.workspace_slug,
         scopes=identity.scope.split(),
         portal_user=caller.user.get_username(),
-        api_key=key.display_id,
-        api_key_name=key.name,
+        api_key=caller.key.display_id if caller.key else None,
+        api_key_name=caller.key.name if caller.key else None,
+        oauth_client=caller.app.client_name if caller.app else None,
         read_only=caller.read_only,
     )
 

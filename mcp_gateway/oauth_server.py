@@ -1,0 +1,426 @@
+"""The portal as the OAuth 2.1 authorization server of its own MCP endpoint.
+
+django-oauth-toolkit (`oauth2_provider`) does the protocol: RFC 8414 and RFC 9728
+metadata, dynamic client registration (RFC 7591/7592), client ID metadata documents,
+PKCE, RFC 8707 resources, RFC 9207 `iss`, hashed tokens, refresh token rotation with
+reuse detection. What is here is the glue to the portal:
+
+- the consent step names the Attio connection a client may act on and whether it may
+  write, and keeps that as a ConnectedApp (`PortalOAuth2Validator`, `AuthorizeView`);
+- tokens are for this portal's /mcp only (any other `resource` is `invalid_target`);
+- a replayed authorization code revokes what it authorized;
+- redirect URIs: https, loopback http on any port (RFC 8252), and the custom schemes of
+  OAUTH_REDIRECT_SCHEMES; registrations are limited per address.
+
+docs/oauth.md has the whole picture; the resource side (checking a token on /mcp) is in
+auth.py, next to API keys.
+"""
+
+import hashlib
+import ipaddress
+import json
+import logging
+from urllib.parse import urlsplit
+
+import urllib3
+from django import forms
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.http import JsonResponse
+from oauth2_provider import cimd
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.forms import AllowForm
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
+from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import AuthorizationView, DynamicClientRegistrationView
+from oauthlib.oauth2.rfc6749 import errors
+
+from connections.models import Connection
+from connections.services import client_ip
+
+from .models import ConnectedApp, random_base62
+
+logger = logging.getLogger(__name__)
+
+READ = "attio.read"
+WRITE = "attio.write"
+# What a 401 or a 403 tells a client to ask for: the user picks read-only or
+# read-write on the consent page, whatever was asked.
+ALL_SCOPES = f"{READ} {WRITE}"
+
+# Recognisable tokens (secret scanners, logs reviewed by people): 43 base62 characters
+# carry 256 bits.
+ACCESS_TOKEN_PREFIX = "atpo_at_"
+REFRESH_TOKEN_PREFIX = "atpo_rt_"
+ACCESS_TOKEN_LENGTH = len(ACCESS_TOKEN_PREFIX) + 43
+
+
+def new_access_token(request) -> str:
+    return ACCESS_TOKEN_PREFIX + random_base62(43)
+
+
+def new_refresh_token(request) -> str:
+    return REFRESH_TOKEN_PREFIX + random_base62(43)
+
+
+def looks_like_access_token(presented: str) -> bool:
+    return len(presented) == ACCESS_TOKEN_LENGTH and presented.startswith(ACCESS_TOKEN_PREFIX)
+
+
+def token_checksum(token: str) -> str:
+    """How django-oauth-toolkit finds a token (and a code, here) without storing it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def mcp_url() -> str:
+    return f"{settings.PORTAL_BASE_URL}/mcp"
+
+
+def is_this_resource(uri: str) -> bool:
+    return uri.rstrip("/") == mcp_url()
+
+
+# --- Redirect URIs ----------------------------------------------------------------------
+
+LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
+def redirect_uri_problem(uri: str, *, registering: bool = False) -> str | None:
+    """Why `uri` can't be a redirect URI here, or None if it can.
+
+    https for any host (or, when registering dynamically, the hosts of
+    OAUTH_DCR_REDIRECT_HOSTS); plain http only to loopback, where the port may be any
+    (RFC 8252); custom schemes only those of OAUTH_REDIRECT_SCHEMES (Cursor's cursor://).
+    """
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+    except ValueError:
+        return f"{uri!r} is not a URL"
+    if parts.fragment or "#" in uri:
+        return f"{uri!r} has a fragment"
+    if parts.username or parts.password:
+        return f"{uri!r} carries credentials"
+    if parts.scheme == "https":
+        if not host:
+            return f"{uri!r} has no host"
+        allowed = settings.OAUTH_DCR_REDIRECT_HOSTS
+        if registering and allowed and host not in allowed and host not in LOOPBACK_HOSTS:
+            return f"{uri!r}: this portal accepts redirect URIs on {', '.join(allowed)} only"
+        return None
+    if parts.scheme == "http":
+        if host in LOOPBACK_HOSTS:
+            return None
+        return f"{uri!r}: plain http is accepted for loopback addresses only"
+    if parts.scheme and parts.scheme in settings.OAUTH_REDIRECT_SCHEMES:
+        return None
+    return f"{uri!r}: the scheme {parts.scheme!r} is not accepted (OAUTH_REDIRECT_SCHEMES)"
+
+
+# --- The validator: where consent becomes a ConnectedApp ----------------------------------
+
+
+class PortalOAuth2Validator(OAuth2Validator):
+    """django-oauth-toolkit's validator, plus the portal's rules (see the module)."""
+
+    def _create_authorization_code(self, request, code, expires=None):
+        connection_id = getattr(request, "attio_connection_id", None)
+        if connection_id is None:
+            # Only the portal's consent form picks a connection; nothing else may
+            # authorize (an Application marked skip_authorization, approval_prompt=auto).
+            raise errors.AccessDeniedError(
+                description="Approve the request on the portal's consent page.", request=request
+            )
+        # Bound to this portal's /mcp whether the client named it or not (RFC 8707).
+        request.resource = [mcp_url()]
+        grant = super()._create_authorization_code(request, code, expires)
+        ConnectedApp.objects.create(
+            user=request.user,
+            client=request.client,
+            connection_id=connection_id,
+            read_only=WRITE not in request.scopes,
+            code_checksum=token_checksum(code["code"]),
+        )
+        return grant
+
+    def _validate_resource_uris(self, request, resources):
+        super()._validate_resource_uris(request, resources)
+        for resource in resources:
+            if not is_this_resource(resource):
+                raise errors.CustomOAuth2Error(
+                    error="invalid_target",
+                    description=f"This server issues tokens for {mcp_url()} only.",
+                    request=request,
+                )
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        if super().validate_code(client_id, code, client, request, *args, **kwargs):
+            return True
+        # A code already exchanged, presented again: whoever holds it may have stolen
+        # it, so what it authorized is revoked (RFC 9700 4.2.1).
+        replayed = ConnectedApp.objects.live().filter(code_checksum=token_checksum(code)).first()
+        if replayed is not None:
+            logger.warning(
+                "An authorization code was used twice; revoking connected app %s", replayed.pk
+            )
+            from .services import revoke_connected_app
+
+            revoke_connected_app(replayed, by=None, reason="authorization code used twice")
+        return False
+
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous):
+        refresh_token = super()._create_refresh_token(
+            request, refresh_token_code, access_token, previous
+        )
+        if previous is None:
+            # The code's exchange: the app its consent made now has its token family.
+            updated = ConnectedApp.objects.filter(
+                code_checksum=token_checksum(request.code),
+                token_family__isnull=True,
+                revoked_at__isnull=True,
+            ).update(token_family=refresh_token.token_family)
+            if not updated:
+                raise errors.InvalidGrantError(request=request)
+            from .services import record_app_authorized
+
+            record_app_authorized(ConnectedApp.objects.get(token_family=refresh_token.token_family))
+        return refresh_token
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        family = request.refresh_token_instance.token_family
+        return ConnectedApp.objects.live().filter(token_family=family).exists()
+
+
+# --- The consent page ---------------------------------------------------------------------
+
+
+class ConsentForm(AllowForm):
+    connection = forms.ModelChoiceField(
+        queryset=Connection.objects.none(),
+        label="Attio workspace",
+        empty_label=None,
+        required=False,
+    )
+    access = forms.ChoiceField(
+        choices=[
+            ("read_only", "Read only: the assistant may only look"),
+            ("read_write", "Read and write: the assistant may create, change and delete"),
+        ],
+        widget=forms.RadioSelect,
+        initial="read_only",  # least privilege: writing is something the user asks for
+        required=False,
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        connections = user.attio_connections.active().order_by("workspace_name")
+        self.fields["connection"].queryset = connections
+        self.fields["connection"].label_from_instance = lambda c: c.workspace_name
+
+    def clean(self):
+        data = super().clean()
+        if data.get("allow"):
+            if data.get("connection") is None:
+                self.add_error("connection", "Choose the Attio workspace the app may use.")
+            if data.get("access") not in ("read_only", "read_write"):
+                self.add_error("access", "Choose read only or read and write.")
+        return data
+
+    @property
+    def scopes(self) -> str:
+        return READ if self.cleaned_data.get("access") != "read_write" else ALL_SCOPES
+
+
+class AuthorizeView(AuthorizationView):
+    """The authorize endpoint: sign-in (the portal's own, with its throttling), then
+    consent on the portal's page, which picks the workspace and read-only or
+    read-write. Refuses up front what would only fail after consent."""
+
+    template_name = "mcp_gateway/oauth_consent.html"
+    form_class = ConsentForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "user": self.request.user}
+
+    def get(self, request, *args, **kwargs):
+        # Consent is asked every time: the choice of workspace is part of it.
+        if "approval_prompt" in request.GET:
+            request.GET = request.GET.copy()
+            del request.GET["approval_prompt"]
+        try:
+            _, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            return self.error_response(error, application=None)
+        problem = redirect_uri_problem(credentials["redirect_uri"])
+        if problem is not None:
+            # Never redirect to it: an error page instead.
+            return self.render_to_response(
+                {"error": {"error": "invalid_request", "description": problem}}, status=400
+            )
+        refusal = self.refusal_before_consent(request, credentials)
+        if refusal is not None:
+            return self.error_response(refusal, application=None)
+        return super().get(request, *args, **kwargs)
+
+    @staticmethod
+    def refusal_before_consent(request, credentials) -> OAuthToolkitError | None:
+        """PKCE other than S256, or a resource other than /mcp: refused on the way in."""
+        redirect_uri, state = credentials["redirect_uri"], credentials.get("state")
+        if credentials.get("code_challenge_method", "plain") != "S256":
+            error = errors.InvalidRequestError(
+                description='PKCE with code_challenge_method "S256" is required.', state=state
+            )
+        elif any(not is_this_resource(r) for r in request.GET.getlist("resource")):
+            error = errors.CustomOAuth2Error(
+                error="invalid_target",
+                description=f"This server issues tokens for {mcp_url()} only.",
+                state=state,
+            )
+        else:
+            return None
+        error.redirect_uri = redirect_uri
+        return OAuthToolkitError(error=error, redirect_uri=redirect_uri)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        application = context.get("application")
+        if application is not None:
+            user = self.request.user
+            context["verified_by_cimd"] = application.registration_source == "cimd"
+            context["client_host"] = (
+                urlsplit(application.client_id).hostname if (context["verified_by_cimd"]) else None
+            )
+            context["redirect_host"] = urlsplit(context.get("redirect_uri") or "").hostname
+            context["has_connection"] = user.attio_connections.active().exists()
+            context["needs_reconnect"] = list(
+                user.attio_connections.filter(status=Connection.Status.NEEDS_RECONNECT)
+            )
+            # "Connect Attio first" comes back here (connections' after-connect).
+            self.request.session["after_connect"] = self.request.get_full_path()
+        return context
+
+    def form_valid(self, form):
+        self.consent = form
+        form.cleaned_data["scope"] = form.scopes
+        return super().form_valid(form)
+
+    def redirect(self, redirect_to, application):
+        # The toolkit adds `iss` to a successful answer only; RFC 9207 wants it on
+        # every authorization response, errors (access_denied) included.
+        return super().redirect(
+            _add_iss_to_redirect(redirect_to, settings.PORTAL_BASE_URL), application
+        )
+
+    def create_authorization_response(self, request, scopes, credentials, allow):
+        consent = getattr(self, "consent", None)
+        if allow and consent is not None:
+            credentials = {
+                **credentials,
+                "attio_connection_id": consent.cleaned_data["connection"].pk,
+            }
+        response = super().create_authorization_response(request, scopes, credentials, allow)
+        request.session.pop("after_connect", None)
+        return response
+
+
+# --- Dynamic client registration ----------------------------------------------------------
+
+
+class RegisterView(DynamicClientRegistrationView):
+    """RFC 7591 registration, open to anyone (MCP clients register before any user signs
+    in), limited per client address, with the portal's redirect URI rules."""
+
+    def post(self, request, *args, **kwargs):
+        bucket = f"oauth-dcr:{client_ip(request)}"
+        cache.add(bucket, 0, timeout=3600)
+        if cache.incr(bucket) > settings.OAUTH_DCR_PER_HOUR:
+            return JsonResponse(
+                {
+                    "error": "too_many_requests",
+                    "error_description": "Too many client registrations from this address; "
+                    "try again in an hour.",
+                },
+                status=429,
+                headers={"Retry-After": "3600"},
+            )
+        problem = self.redirect_uris_problem(request.body)
+        if problem is not None:
+            return JsonResponse(
+                {"error": "invalid_redirect_uri", "error_description": problem}, status=400
+            )
+        return super().post(request, *args, **kwargs)
+
+    @staticmethod
+    def redirect_uris_problem(body: bytes) -> str | None:
+        try:
+            uris = json.loads(body).get("redirect_uris")
+        except (ValueError, AttributeError):
+            return None  # the toolkit's own answer says what is wrong with the body
+        if not isinstance(uris, list):
+            return None
+        for uri in uris:
+            if isinstance(uri, str) and (problem := redirect_uri_problem(uri, registering=True)):
+                return problem
+        return None
+
+
+# --- Client ID metadata documents in development ------------------------------------------
+
+
+class LoopbackHttpMetadataFetcher(cimd.SafeMetadataFetcher):
+    """OAUTH_CIMD_LOOPBACK_HTTP (development and tests only): a client id
+    https://127.0.0.1:<port>/... has its document fetched over plain http from loopback.
+    Every other client id goes through the toolkit's hardened fetch; every document
+    still passes the same checks (status, media type, size, client_id)."""
+
+    def fetch(self, client_id):
+        parsed = cimd._validate_client_id_url(client_id)
+        if not is_loopback(parsed.hostname):
+            return super().fetch(client_id)
+        timeout = oauth2_settings.CIMD_FETCH_TIMEOUT_SECONDS
+        pool = urllib3.HTTPConnectionPool(
+            host=parsed.hostname,
+            port=parsed.port or 443,
+            timeout=urllib3.Timeout(total=timeout),
+            retries=False,
+            maxsize=1,
+        )
+        path = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+        try:
+            response = pool.urlopen(
+                "GET",
+                path,
+                headers={"Host": parsed.netloc, "Accept": "application/json"},
+                redirect=False,
+                preload_content=False,
+            )
+            try:
+                return self._read_document(response)
+            finally:
+                response.release_conn()
+        except urllib3.exceptions.HTTPError as e:
+            raise cimd.CIMDError(f"could not fetch client_id document: {e}") from e
+        finally:
+            pool.close()
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def revoke_tokens_of(app: ConnectedApp) -> None:
+    """Delete every token of `app` (its refresh token family and their access tokens)."""
+    from oauth2_provider.models import get_refresh_token_model
+
+    if app.token_family is not None:
+        with transaction.atomic():
+            get_refresh_token_model().revoke_family(app.token_family)
