@@ -316,7 +316,9 @@ OAUTH2_PROVIDER = {
     "OAUTH2_PROTECTED_RESOURCE_NAME": "Attio (via Attio Portal)",
     "OAUTH2_PROTECTED_RESOURCE_DOCUMENTATION": f"{PORTAL_BASE_URL}/",
     "DCR_ENABLED": True,
-    "DCR_REGISTRATION_PERMISSION_CLASSES": ("mcp_gateway.oauth_server.RegistrationsPerAddress",),
+    # Anyone may register (MCP clients do before a user signs in); RegisterView limits
+    # registrations per address.
+    "DCR_REGISTRATION_PERMISSION_CLASSES": ("oauth2_provider.dcr.AllowAllDCRPermission",),
     "CIMD_ENABLED": True,
     "CIMD_ALLOWED_HOSTS": OAUTH_CIMD_HOSTS,
     "CIMD_REGISTRATION_PERMISSION_CLASSES": (

@@ -31,6 +31,7 @@ from django.http import JsonResponse
 from oauth2_provider import cimd
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
+from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
@@ -302,6 +303,17 @@ class AuthorizeView(AuthorizationView):
             # "Connect Attio first" comes back here (connections' after-connect).
             self.request.session["after_connect"] = self.request.get_full_path()
         return context
+
+    def form_invalid(self, form):
+        # The page again, with what to fix (the toolkit's own would lack the client).
+        application = Application.objects.filter(client_id=form.data.get("client_id")).first()
+        if application is None:
+            error = {"error": "invalid_request", "description": "Unknown client."}
+            return self.render_to_response({"error": error}, status=400)
+        context = self.get_context_data(
+            form=form, application=application, redirect_uri=form.data.get("redirect_uri")
+        )
+        return self.render_to_response(context, status=400)
 
     def form_valid(self, form):
         self.consent = form

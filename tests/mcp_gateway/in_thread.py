@@ -13,9 +13,9 @@ from ..faults.harness import free_port
 
 
 @contextlib.contextmanager
-def gateway_in_a_thread():
+def gateway_in_a_thread(port: int | None = None):
     """Yields the base URL; on leaving, stops the server (its lifespan runs to its end)."""
-    port = free_port()
+    port = port or free_port()
     config = uvicorn.Config(
         dispatcher(gateway_app(build_server())),
         host="127.0.0.1",
