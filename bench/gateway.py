@@ -268,7 +268,7 @@ def seed(args, fake: Fake, token: str) -> Seeded:
     with db.cursor() as cursor:
         cursor.execute("ANALYZE")
         # The plan of the query the key check runs on PostgreSQL.
-        from mcp_gateway.postgres_key_checks import ApiKeyQuery
+        from mcp_gateway.postgres_checks import ApiKeyQuery
 
         cursor.execute("EXPLAIN " + ApiKeyQuery(db).sql, [plaintext.split("_")[1]])
         plan = "; ".join(row[0].strip() for row in cursor.fetchall())
@@ -316,7 +316,7 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
             return timings
 
     out = {}
-    for label, make in [("own pool", auth.api_key_checks), ("ORM thread", auth.ApiKeyChecks)]:
+    for label, make in [("own pool", auth.credential_checks), ("ORM thread", auth.CredentialChecks)]:
         for name in ("check", "verify_token"):
             key_checks = make()
             verifier = auth.PortalVerifier(key_checks)

@@ -112,17 +112,17 @@ def gateway_app(key, *, key_query: bool, policy: bool, wrappers: bool):
     from mcp_gateway import auth, server
     from mcp_gateway.policy import middleware as policy_middleware
 
-    class KeyReadBeforehand(auth.ApiKeyChecks):
+    class KeyReadBeforehand(auth.CredentialChecks):
         async def check(self, presented: str):
             return key
 
-    make_key_checks = auth.api_key_checks
+    make_key_checks = auth.credential_checks
     if not key_query:
-        auth.api_key_checks = KeyReadBeforehand
+        auth.credential_checks = KeyReadBeforehand
     try:
         mcp_server = server.build_server()
     finally:
-        auth.api_key_checks = make_key_checks
+        auth.credential_checks = make_key_checks
     if not policy:
         mcp_server.middleware.remove(policy_middleware)
     app = server.gateway_app(mcp_server) if wrappers else server.build_app(mcp_server)
@@ -142,7 +142,7 @@ async def cpu_per_call(app, session_manager, caller: Caller, calls: int, warmup:
 async def read_key(plaintext: str):
     from mcp_gateway import auth
 
-    key_checks = auth.api_key_checks()
+    key_checks = auth.credential_checks()
     async with key_checks.running():
         return await key_checks.check(plaintext)
 

@@ -5,10 +5,10 @@
 
 Variants, all in one process and one event loop:
 
-- pg-pool:        `PostgresApiKeyChecks.check()` (mcp_gateway/postgres_key_checks.py):
+- pg-pool:        `PostgresCredentialChecks.check()` (mcp_gateway/postgres_checks.py):
                   prebuilt SQL on its own psycopg pool, in the event loop (what the
                   gateway runs on PostgreSQL);
-- orm:            `ApiKeyChecks.check()` (mcp_gateway/auth.py): one `sync_to_async` hop
+- orm:            `CredentialChecks.check()` (mcp_gateway/auth.py): one `sync_to_async` hop
                   with connection upkeep, `select_related(...).first()` and `accept()`
                   (what the gateway runs on any other database);
 - afirst:         `ApiKey.objects.select_related("owner", "connection")
@@ -116,10 +116,10 @@ def make_checks() -> dict:
 
     from mcp_gateway import auth
     from mcp_gateway.models import ApiKey
-    from mcp_gateway.postgres_key_checks import PostgresApiKeyChecks
+    from mcp_gateway.postgres_checks import PostgresCredentialChecks
 
-    pool = PostgresApiKeyChecks(connections["default"])
-    orm = auth.ApiKeyChecks()
+    pool = PostgresCredentialChecks(connections["default"])
+    orm = auth.CredentialChecks()
     query = ApiKey.objects.select_related("owner", "connection")
 
     async def afirst(presented: str):

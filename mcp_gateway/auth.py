@@ -5,9 +5,9 @@ TokenVerifier on top of that (PortalVerifier).
 A key its holder may no longer use (revoked, rolled, expired) raises KeyRefused instead,
 so the 401 can say why; only refusals do any work to tell them apart.
 
-The rules (`public_id_of`, `accept`, `last_used_is_due`) are here, with ApiKeyChecks,
+The rules (`public_id_of`, `accept`, `last_used_is_due`) are here, with CredentialChecks,
 which applies them through the ORM on any database. On PostgreSQL the server uses
-postgres_key_checks.PostgresApiKeyChecks instead: the same rules on a pool of its own.
+postgres_checks.PostgresCredentialChecks instead: the same rules on a pool of its own.
 """
 
 import contextlib
@@ -113,7 +113,7 @@ def accept(presented: str, key: ApiKey | None, now: datetime) -> ApiKey | None:
 LAST_USED_RESOLUTION = 60
 
 
-def last_used_is_due(key: ApiKey, now: datetime) -> bool:
+def last_used_is_due(key: "ApiKey | ConnectedApp", now: datetime) -> bool:
     return key.last_used_at is None or (now - key.last_used_at).total_seconds() >= (
         LAST_USED_RESOLUTION
     )
@@ -155,21 +155,67 @@ def check_api_key(presented: str) -> ApiKey | None:
     return key
 
 
+def token_is_usable(token: AccessToken | None, now: datetime) -> bool:
+    """An access token not expired and issued for this /mcp (RFC 8707 audience)."""
+    if token is None or token.expires <= now:
+        return False
+    return any(oauth_server.is_this_resource(r) for r in token.resource or [])
+
+
+def oauth_caller(token: AccessToken, app: ConnectedApp) -> tuple["Caller", int]:
+    """The Caller of a usable token of a live app, and when the token expires. The token
+    may carry less than the app (a refresh that asked for attio.read only)."""
+    read_only = app.read_only or oauth_server.WRITE not in token.scope.split()
+    return Caller.of_app(app, read_only=read_only), int(token.expires.timestamp())
+
+
+def check_oauth_token(presented: str) -> tuple["Caller", int] | None:
+    """The Caller of a connected app's access token and when the token expires, or None:
+    unknown, expired, for another resource, or its app revoked (through the ORM, in the
+    caller's thread).
+
+    A fresh read on every request, as for keys: a revoked app's tokens fail at once.
+    """
+    if not oauth_server.looks_like_access_token(presented):
+        return None
+    close_stale_database_connections()
+    checksum = oauth_server.token_checksum(presented)
+    token = AccessToken.objects.select_related("refresh_token").filter(token_checksum=checksum)
+    token = token.first()
+    now = timezone.now()
+    if not token_is_usable(token, now):
+        return None
+    try:
+        family = token.refresh_token.token_family
+    except ObjectDoesNotExist:
+        return None  # not issued by an authorization code (a registration token)
+    app = ConnectedApp.objects.live().select_related("user", "connection", "client")
+    app = app.filter(token_family=family).first()
+    if app is None or not app.user.is_active:
+        return None
+    if last_used_is_due(app, now):
+        ConnectedApp.objects.filter(pk=app.pk).update(last_used_at=now)
+        app.last_used_at = now
+    return oauth_caller(token, app)
+
+
 class DatabaseUnavailable(Exception):
     """A key could not be checked: the database did not answer. The request can be tried
     again later; it is neither accepted nor refused."""
 
 
-class ApiKeyChecks:
-    """How the MCP server checks each request's API key, on any database (SQLite in
-    development): `check_api_key` in the one thread that runs the gateway's ORM work.
+class CredentialChecks:
+    """How the MCP server checks each request's API key or OAuth access token, on any
+    database (SQLite in development): `check_api_key` and `check_oauth_token` in the one
+    thread that runs the gateway's ORM work.
 
-    On PostgreSQL the server uses postgres_key_checks.PostgresApiKeyChecks instead: the
-    same interface and rules at a third of the CPU (bench/key_check.py).
+    On PostgreSQL the server uses postgres_checks.PostgresCredentialChecks instead: the
+    same interface and rules at a fraction of the CPU (bench/key_check.py).
     """
 
     # Made once: building a SyncToAsync wrapper inspects the function, on every call otherwise.
     _check_in_orm_thread = staticmethod(sync_to_async(check_api_key))
+    _check_token_in_orm_thread = staticmethod(sync_to_async(check_oauth_token))
 
     async def check(self, presented: str) -> ApiKey | None:
         """The active key (with its owner and connection loaded) or None.
@@ -184,21 +230,32 @@ class ApiKeyChecks:
         except (OperationalError, InterfaceError) as e:
             raise DatabaseUnavailable from e
 
+    async def check_oauth_token(self, presented: str) -> tuple["Caller", int] | None:
+        """The Caller of a connected app's access token and its expiry, or None.
+
+        Raises DatabaseUnavailable if the database can't be reached."""
+        if not oauth_server.looks_like_access_token(presented):
+            return None
+        try:
+            return await self._check_token_in_orm_thread(presented)
+        except (OperationalError, InterfaceError) as e:
+            raise DatabaseUnavailable from e
+
     @contextlib.asynccontextmanager
     async def running(self):
         """Whatever the checks hold open, for the MCP server's lifespan (here: nothing)."""
         yield
 
 
-def api_key_checks():
-    """The key checks for this project's database: ApiKeyChecks or PostgresApiKeyChecks."""
+def credential_checks():
+    """The checks for this project's database: CredentialChecks or PostgresCredentialChecks."""
     connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor == "postgresql":
         # Imported here: that module builds on this one's rules (accept, public_id_of).
-        from .postgres_key_checks import PostgresApiKeyChecks
+        from .postgres_checks import PostgresCredentialChecks
 
-        return PostgresApiKeyChecks(connection)
-    return ApiKeyChecks()
+        return PostgresCredentialChecks(connection)
+    return CredentialChecks()
 
 
 # --- The caller, and the SDK's verifier ---------------------------------------------------
@@ -290,58 +347,20 @@ def mcp_url() -> str:
     return f"{settings.PORTAL_BASE_URL}/mcp"
 
 
-def check_oauth_token(presented: str) -> tuple[Caller, int] | None:
-    """The Caller of a connected app's access token and when the token expires, or None:
-    unknown, expired, for another resource, or its app revoked (through the ORM, in the
-    caller's thread).
-
-    A fresh read on every request, as for keys: a revoked app's tokens fail at once.
-    """
-    if not oauth_server.looks_like_access_token(presented):
-        return None
-    close_stale_database_connections()
-    checksum = oauth_server.token_checksum(presented)
-    token = AccessToken.objects.select_related("refresh_token").filter(token_checksum=checksum)
-    token = token.first()
-    now = timezone.now()
-    if token is None or token.expires <= now:
-        return None
-    if not any(oauth_server.is_this_resource(r) for r in token.resource or []):
-        return None  # the audience is not this /mcp (RFC 8707)
-    try:
-        family = token.refresh_token.token_family
-    except ObjectDoesNotExist:
-        return None  # not issued by an authorization code (a registration token)
-    app = ConnectedApp.objects.live().select_related("user", "connection", "client")
-    app = app.filter(token_family=family).first()
-    if app is None or not app.user.is_active:
-        return None
-    if app.last_used_at is None or (now - app.last_used_at).total_seconds() >= (
-        LAST_USED_RESOLUTION
-    ):
-        ConnectedApp.objects.filter(pk=app.pk).update(last_used_at=now)
-        app.last_used_at = now
-    read_only = app.read_only or oauth_server.WRITE not in token.scope.split()
-    return Caller.of_app(app, read_only=read_only), int(token.expires.timestamp())
-
-
 class PortalVerifier:
     """The SDK's TokenVerifier for /mcp: a portal API key or a connected app's OAuth
     access token, told apart by their prefixes. Either way the Caller goes in the
     AccessToken's claims."""
 
-    # Made once: building a SyncToAsync wrapper inspects the function, on every call otherwise.
-    _check_oauth_token = staticmethod(sync_to_async(check_oauth_token))
-
-    def __init__(self, key_checks) -> None:
-        """`key_checks`: an ApiKeyChecks or a PostgresApiKeyChecks."""
-        self.key_checks = key_checks
+    def __init__(self, checks) -> None:
+        """`checks`: a CredentialChecks or a PostgresCredentialChecks."""
+        self.checks = checks
 
     async def verify_token(self, token: str) -> SdkAccessToken | None:
         if token.startswith(oauth_server.ACCESS_TOKEN_PREFIX):
             return await self.verify_oauth_token(token)
         try:
-            key = await self.key_checks.check(token)
+            key = await self.checks.check(token)
         except KeyRefused as refused:
             this_request = refusal.get()
             if this_request is not None:
@@ -361,10 +380,7 @@ class PortalVerifier:
         )
 
     async def verify_oauth_token(self, token: str) -> SdkAccessToken | None:
-        try:
-            checked = await self._check_oauth_token(token)
-        except (OperationalError, InterfaceError) as e:
-            raise DatabaseUnavailable from e
+        checked = await self.checks.check_oauth_token(token)
         if checked is None:
             return None
         caller, expires_at = checked

@@ -26,7 +26,7 @@ INSTRUCTIONS = (
 
 
 def build_server() -> MCPServer:
-    key_checks = auth.api_key_checks()
+    key_checks = auth.credential_checks()
     server = GatewayServer(
         name="attio-portal",
         title="Attio (via Attio Portal)",

@@ -21,7 +21,7 @@ def gateway(fake_attio, monkeypatch, transactional_db):
     """A fresh gateway app (the SDK's session manager runs once per instance).
 
     Tests that use it commit their rows: on PostgreSQL the gateway checks keys on
-    connections of its own (PostgresApiKeyChecks), which see committed rows only.
+    connections of its own (PostgresCredentialChecks), which see committed rows only.
     """
     monkeypatch.setattr(attio, "async_transport", fake_attio.async_transport())
     attio._async_clients.clear()

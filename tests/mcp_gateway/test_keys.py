@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from mcp_gateway import auth, services
 from mcp_gateway.models import PREFIX, ApiKey, ApiKeyEvent, checksum, random_base62
-from mcp_gateway.postgres_key_checks import PostgresApiKeyChecks
+from mcp_gateway.postgres_checks import PostgresCredentialChecks
 
 from ..faults.harness import free_port
 from ..threads import run_together
@@ -63,7 +63,7 @@ def test_only_id_digest_and_last_four_are_stored(alice_key):
 @pytest.mark.parametrize("checks", ["orm-thread", "own-pool"])
 def test_malformed_key_is_rejected_without_a_database_query(checks, db, django_assert_num_queries):
     # The PostgreSQL checks are not running (no pool): a query would raise.
-    key_checks = auth.ApiKeyChecks() if checks == "orm-thread" else PostgresApiKeyChecks(connection)
+    key_checks = auth.CredentialChecks() if checks == "orm-thread" else PostgresCredentialChecks(connection)
     with django_assert_num_queries(0):
         assert async_to_sync(key_checks.check)("attp_" + "x" * 62) is None
         assert async_to_sync(key_checks.check)("not a key") is None
@@ -75,9 +75,9 @@ def key_checks(request, monkeypatch):
     database), and on a pool of its own in the event loop (PostgreSQL, as in production).
     The second is skipped on SQLite, like every test marked `postgres`."""
     if request.param == "orm-thread":
-        monkeypatch.setattr(auth, "api_key_checks", auth.ApiKeyChecks)
+        monkeypatch.setattr(auth, "credential_checks", auth.CredentialChecks)
     else:
-        assert isinstance(auth.api_key_checks(), PostgresApiKeyChecks)
+        assert isinstance(auth.credential_checks(), PostgresCredentialChecks)
     return request.param
 
 
@@ -278,7 +278,7 @@ def terminate_key_check_connections() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
-            [PostgresApiKeyChecks.APPLICATION_NAME],
+            [PostgresCredentialChecks.APPLICATION_NAME],
         )
         return len(cursor.fetchall())
 
@@ -305,13 +305,13 @@ def test_a_refused_key_leaves_its_pool_connection_in_use(alice, alice_connection
     revoked, revoked_plaintext = make_key(alice_connection)
     services.revoke_api_key(revoked, by=alice)
     active, plaintext = make_key(alice_connection)
-    key_checks = PostgresApiKeyChecks(connection)
+    key_checks = PostgresCredentialChecks(connection)
 
     async def check():
         async with key_checks.running():
             assert await key_checks.check(plaintext) == active  # the pool is filled now
             key_checks.pool.pop_stats()
-            for _ in range(2 * PostgresApiKeyChecks.CONNECTIONS):
+            for _ in range(2 * PostgresCredentialChecks.CONNECTIONS):
                 with pytest.raises(auth.KeyRefused):
                     await key_checks.check(revoked_plaintext)
             assert await key_checks.check(plaintext) == active
@@ -319,15 +319,15 @@ def test_a_refused_key_leaves_its_pool_connection_in_use(alice, alice_connection
 
     stats = async_to_sync(check)()
     # Each refusal gave its connection back in good order: none was replaced.
-    assert stats["requests_num"] == 2 * PostgresApiKeyChecks.CONNECTIONS + 1
+    assert stats["requests_num"] == 2 * PostgresCredentialChecks.CONNECTIONS + 1
     assert stats.get("connections_num", 0) == 0 and stats.get("returns_bad", 0) == 0
 
 
-def unreachable_key_checks() -> PostgresApiKeyChecks:
+def unreachable_key_checks() -> PostgresCredentialChecks:
     """Key checks on a database address where nothing listens."""
     unreachable = connection.copy()
     unreachable.settings_dict = {**connection.settings_dict, "PORT": str(free_port())}
-    return PostgresApiKeyChecks(unreachable)
+    return PostgresCredentialChecks(unreachable)
 
 
 @pytest.mark.postgres
@@ -335,7 +335,7 @@ def test_while_the_database_is_unreachable_a_key_check_fails_after_a_bounded_wai
     alice_key, monkeypatch
 ):
     _, plaintext = alice_key
-    monkeypatch.setattr(PostgresApiKeyChecks, "WAIT_SECONDS", 1)
+    monkeypatch.setattr(PostgresCredentialChecks, "WAIT_SECONDS", 1)
     key_checks = unreachable_key_checks()
 
     async def check():
@@ -352,8 +352,8 @@ def test_while_the_database_is_unreachable_a_key_check_fails_after_a_bounded_wai
 @pytest.mark.postgres
 def test_while_the_database_is_unreachable_mcp_answers_503(alice_key, raw, monkeypatch, caplog):
     _, plaintext = alice_key
-    monkeypatch.setattr(PostgresApiKeyChecks, "WAIT_SECONDS", 1)
-    monkeypatch.setattr(auth, "api_key_checks", unreachable_key_checks)
+    monkeypatch.setattr(PostgresCredentialChecks, "WAIT_SECONDS", 1)
+    monkeypatch.setattr(auth, "credential_checks", unreachable_key_checks)
     headers = {**JSON, "Authorization": f"Bearer {plaintext}"}
     response = raw("POST", "/mcp", json=INITIALIZE, headers=headers)
     assert response.status_code == 503 and response.headers["retry-after"] == "10"

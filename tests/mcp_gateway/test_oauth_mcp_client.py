@@ -1,7 +1,11 @@
 """The MCP SDK's own OAuth client against the portal over real HTTP: discovery, dynamic
 registration, sign-in and consent on the portal's pages, tools, refresh, revocation."""
 
+import contextlib
+import json
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
 import pytest
@@ -50,7 +54,13 @@ def portal(gateway, settings):
 
 
 def sdk_client(
-    base: str, person: Person, storage: Memory, *, access: str = "read_only", step_up=None
+    base: str,
+    person: Person,
+    storage: Memory,
+    *,
+    access: str = "read_only",
+    step_up=None,
+    client_metadata_url: str | None = None,
 ) -> OAuthClientProvider:
     """The SDK's OAuth client, with `person` approving at the portal: `access` the first
     time, `step_up` (if given) when the client asks again for more."""
@@ -78,6 +88,7 @@ def sdk_client(
         storage=storage,
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
+        client_metadata_url=client_metadata_url,
     )
 
 
@@ -229,3 +240,70 @@ def test_a_write_asked_of_a_read_only_grant_steps_up_to_read_write(
     assert not result.is_error, result.content
     apps = ConnectedApp.objects.order_by("pk")
     assert [a.read_only for a in apps] == [True, False]
+
+
+@contextlib.contextmanager
+def client_metadata_document(**metadata):
+    """A client ID metadata document served on loopback; yields its client id, an https
+    URL (as the SDK insists) that OAUTH_CIMD_LOOPBACK_HTTP fetches over plain http."""
+    served = {}
+
+    class Document(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"client_id": served["client_id"], **metadata}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Document)
+    served["client_id"] = f"https://127.0.0.1:{server.server_port}/oauth/client.json"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served["client_id"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_sdk_client_with_a_client_id_metadata_document(
+    portal, alice, alice_connection, settings
+):
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "CIMD_METADATA_FETCHER": "mcp_gateway.oauth_server.LoopbackHttpMetadataFetcher",
+    }
+    person = Person(portal, "alice")
+    document = {
+        "client_name": "CIMD test client",
+        "redirect_uris": [LOOPBACK_REDIRECT],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "token_endpoint_auth_method": "none",
+    }
+
+    async def whoami(client):
+        return await client.call_tool("whoami", {})
+
+    with client_metadata_document(**document) as client_id:
+
+        async def run():
+            try:
+                auth = sdk_client(portal, person, Memory(), client_metadata_url=client_id)
+                return await with_tools(portal, auth, whoami)
+            finally:
+                await person.close()
+
+        result = async_to_sync(run)()
+
+    assert not result.is_error
+    assert result.structured_content["oauth_client"] == "CIMD test client"
+    # No registration: the client is its metadata document, kept with its origin.
+    client = Application.objects.get()
+    assert client.client_id == client_id and client.registration_source == "cimd"
+    assert ConnectedApp.objects.get().client == client

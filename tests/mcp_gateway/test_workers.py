@@ -1,18 +1,25 @@
 """The gateway under uvicorn with two worker processes, over real HTTP."""
 
+import base64
+import hashlib
 import os
+import secrets
 
 import httpx
 import httpx2
 import pytest
 from asgiref.sync import async_to_sync
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcp_gateway import services
+from mcp_gateway.models import ConnectedApp
 
+from ..conftest import PASSWORD
 from ..connections.test_celery_e2e import database_url
 from ..faults.harness import free_port, log_file, start_uvicorn, stop, wait_until_serving
+from .oauth_flow import LOOPBACK_REDIRECT, Person
 from .test_endpoint import INITIALIZE
 
 
@@ -72,3 +79,63 @@ def test_key_revoked_through_one_worker_is_refused_by_the_other(
     assert [post_initialize(two_workers, plaintext) for _ in range(10)] == [200] * 10
     services.revoke_api_key(key, by=alice)
     assert [post_initialize(two_workers, plaintext) for _ in range(10)] == [401] * 10
+
+
+def oauth_access_token(base: str, username: str) -> str:
+    """What an MCP client does: register, send the user to consent, exchange the code."""
+    registered = httpx.post(
+        f"{base}/oauth/register/",
+        json={"client_name": "workers", "redirect_uris": [LOOPBACK_REDIRECT],
+              "token_endpoint_auth_method": "none"},
+    ).json()  # fmt: skip
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    authorize = httpx.Request(
+        "GET",
+        f"{base}/oauth/authorize/",
+        params={
+            "response_type": "code",
+            "client_id": registered["client_id"],
+            "redirect_uri": LOOPBACK_REDIRECT,
+            "code_challenge": challenge.decode().rstrip("="),
+            "code_challenge_method": "S256",
+            "state": "s",
+            "resource": f"{base}/mcp",
+        },
+    ).url
+
+    async def approve():
+        person = Person(base, username)
+        try:
+            return await person.approve(str(authorize))
+        finally:
+            await person.close()
+
+    code = async_to_sync(approve)()["code"]
+    tokens = httpx.post(
+        f"{base}/oauth/token/",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": LOOPBACK_REDIRECT,
+            "client_id": registered["client_id"],
+            "code_verifier": verifier,
+            "resource": f"{base}/mcp",
+        },
+    )
+    assert tokens.status_code == 200, tokens.text
+    return tokens.json()["access_token"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_connected_app_revoked_through_one_worker_is_refused_by_the_other(
+    two_workers, alice, alice_connection
+):
+    # The workers hash passwords as production does, not as this test process does.
+    alice.password = PBKDF2PasswordHasher().encode(PASSWORD, PBKDF2PasswordHasher().salt())
+    alice.save()
+    token = oauth_access_token(two_workers, "alice")
+    assert [post_initialize(two_workers, token) for _ in range(10)] == [200] * 10
+    services.revoke_connected_app(ConnectedApp.objects.get(), by=alice)
+    assert [post_initialize(two_workers, token) for _ in range(10)] == [401] * 10
