@@ -70,8 +70,13 @@ if not DEBUG:
     if len(API_KEY_HMAC_SECRET) < 32:
         _refuse("API_KEY_HMAC_SECRET", "is not set or shorter than 32 characters")
     # It is the OAuth issuer MCP clients check character for character, and the
-    # address their tokens are sent to.
-    if not PORTAL_BASE_URL.startswith("https://"):
+    # address their tokens are sent to: https, but for a portal on loopback only (a
+    # production-like run on one machine, as the benchmarks and fault tests do).
+    if not PORTAL_BASE_URL.startswith("https://") and urlsplit(PORTAL_BASE_URL).hostname not in (
+        "127.0.0.1",
+        "localhost",
+        "::1",
+    ):
         _refuse("PORTAL_BASE_URL", "is not an https:// URL")
 
 try:

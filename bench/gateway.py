@@ -220,6 +220,7 @@ class Seeded:
     total_keys: int
     seconds: float
     plan: str = ""
+    oauth_tokens: list[str] | None = None
 
 
 def seed(args, fake: Fake, token: str) -> Seeded:
@@ -272,7 +273,11 @@ def seed(args, fake: Fake, token: str) -> Seeded:
 
         cursor.execute("EXPLAIN " + ApiKeyQuery(db).sql, [plaintext.split("_")[1]])
         plan = "; ".join(row[0].strip() for row in cursor.fetchall())
+    from bench.support import seed_tokens
+
+    oauth_tokens = seed_tokens(user, connection, 2000)
     return Seeded(
+        oauth_tokens=oauth_tokens,
         key=plaintext,
         sample_keys=sample,
         total_keys=ApiKey.objects.count(),
@@ -301,27 +306,37 @@ def time_key_verification(seeded: Seeded, calls: int) -> dict:
     ]
     keys = (keys * (calls // len(keys) + 1))[:calls]
 
-    async def run(key_checks, verify) -> list[float]:
+    async def run(key_checks, verify, presented: list[str]) -> list[float]:
         async with key_checks.running():
             # Warm the connections and the caches, and use every key once: a check writes
             # last_used_at on a key's first use in a minute, and that is not the steady state.
-            for k in dict.fromkeys(keys):
+            for k in dict.fromkeys(presented):
                 assert await verify(k) is not None
             timings = []
-            for k in keys:
+            for k in presented:
                 started = time.perf_counter()
                 result = await verify(k)
                 timings.append((time.perf_counter() - started) * 1000)
                 assert result is not None
             return timings
 
+    tokens = (seeded.oauth_tokens * (calls // len(seeded.oauth_tokens) + 1))[:calls]
     out = {}
-    for label, make in [("own pool", auth.credential_checks), ("ORM thread", auth.CredentialChecks)]:
-        for name in ("check", "verify_token"):
+    for label, make in [
+        ("own pool", auth.credential_checks),
+        ("ORM thread", auth.CredentialChecks),
+    ]:
+        for name in ("check", "verify_token", "check_oauth_token", "verify_token, OAuth"):
             key_checks = make()
             verifier = auth.PortalVerifier(key_checks)
-            verify = key_checks.check if name == "check" else verifier.verify_token
-            ms = sorted(asyncio.run(run(key_checks, verify)))
+            verify = {
+                "check": key_checks.check,
+                "verify_token": verifier.verify_token,
+                "check_oauth_token": key_checks.check_oauth_token,
+                "verify_token, OAuth": verifier.verify_token,
+            }[name]
+            presented = tokens if "oauth" in name.lower() else keys
+            ms = sorted(asyncio.run(run(key_checks, verify, presented)))
             out[f"{name} ({label})"] = {
                 "calls": len(ms),
                 "p50_ms": round(percentile(ms, 50), 3),

@@ -1,4 +1,5 @@
-"""The MCP key check on PostgreSQL: today's paths against the plain async ORM, side by side.
+"""The MCP credential checks on PostgreSQL (API keys, OAuth tokens): today's paths against
+the plain async ORM, side by side.
 
     .venv/bin/python bench/key_check.py [--keys 100000] [--rounds 5] [--checks 2000]
         [--concurrency 1,16] [--max-seconds 900]
@@ -14,7 +15,15 @@ Variants, all in one process and one event loop:
 - afirst:         `ApiKey.objects.select_related("owner", "connection")
                   .filter(public_id=...).afirst()` then `accept()` (Django hops to its
                   thread inside `afirst`); no connection upkeep, so a lower bound;
-- afirst-only:    the same with `.only()` of the columns the check and the verifier read.
+- afirst-only:    the same with `.only()` of the columns the check and the verifier read;
+- token-pool:      `PostgresCredentialChecks.check_oauth_token()`: an OAuth access token,
+                  its refresh token's family, the connected app, user, connection and
+                  client in one prebuilt join on the same pool;
+- token-orm:       `CredentialChecks.check_oauth_token()`: the same through the ORM in one
+                  thread hop (two queries).
+
+Tokens: `--sample` connected apps, each with one access token and its refresh token, as
+the authorization server leaves them (hashed), besides the `--keys` keys.
 
 Seeding: one user, one connection, `--keys` keys (bulk_create), `last_used_at` in the
 future so no check writes it (the steady state: the write is once a minute per key).
@@ -38,11 +47,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.support import drop_database, recreate_database, set_up_portal  # noqa: E402
+from bench.support import (  # noqa: E402
+    drop_database,
+    recreate_database,
+    seed_tokens,
+    set_up_portal,
+)
 from tests.faults.harness import percentile  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
-VARIANTS = ("pg-pool", "orm", "afirst", "afirst-only")
+VARIANTS = ("pg-pool", "orm", "afirst", "afirst-only", "token-pool", "token-orm")
 # Columns the check (accept, last_used_at, KeyRefused) and PortalVerifier read.
 ONLY = (
     "public_id", "digest", "read_only", "expires_at", "revoked_at", "replaced_by_id",
@@ -68,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def seed(keys: int, sample: int) -> list[str]:
-    """`keys` keys for one user and connection; the plaintext of `sample` of them."""
+def seed(keys: int, sample: int) -> tuple[list[str], list[str]]:
+    """`keys` keys for one user and connection, and `sample` OAuth tokens; the plaintext
+    of `sample` of the keys and of every token."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -102,11 +117,12 @@ def seed(keys: int, sample: int) -> list[str]:
             ApiKey.objects.bulk_create(batch)
             batch = []
     ApiKey.objects.bulk_create(batch)
+    tokens = seed_tokens(user, connection, sample, last_used_at=future)
     from django.db import connection as db
 
     with db.cursor() as cursor:
         cursor.execute("ANALYZE")
-    return plaintexts
+    return plaintexts, tokens
 
 
 def make_checks() -> dict:
@@ -141,6 +157,8 @@ def make_checks() -> dict:
         "orm": (orm.check, orm.running),
         "afirst": (afirst, orm.running),
         "afirst-only": (afirst_only, orm.running),
+        "token-pool": (pool.check_oauth_token, pool.running),
+        "token-orm": (orm.check_oauth_token, orm.running),
     }
 
 
@@ -152,10 +170,10 @@ async def run_batch(check, keys: list[str], concurrency: int) -> dict:
     async def worker() -> None:
         for presented in queue:
             started = time.perf_counter()
-            key = await check(presented)
+            found = await check(presented)
             times.append(time.perf_counter() - started)
-            if key is None or presented.split("_")[1] != key.public_id:
-                raise AssertionError(f"{presented[:18]}…: not accepted")
+            if found is None:
+                raise AssertionError(f"{presented[:12]}…: not accepted")
 
     wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -170,14 +188,16 @@ async def run_batch(check, keys: list[str], concurrency: int) -> dict:
     }
 
 
-async def measure(args, plaintexts: list[str], names: list[str], concurrencies: list[int]):
+async def measure(args, seeded, names: list[str], concurrencies: list[int]):
     checks = make_checks()
     runs: dict[tuple[str, int], list[dict]] = {(n, c): [] for n in names for c in concurrencies}
+    keys, tokens = seeded
     position = 0
 
-    def next_keys(count: int) -> list[str]:
+    def next_keys(count: int, name: str) -> list[str]:
         nonlocal position
-        out = [plaintexts[(position + i) % len(plaintexts)] for i in range(count)]
+        presented = tokens if name.startswith("token") else keys
+        out = [presented[(position + i) % len(presented)] for i in range(count)]
         position += count
         return out
 
@@ -192,8 +212,8 @@ async def measure(args, plaintexts: list[str], names: list[str], concurrencies: 
             for c in concurrencies:
                 for name in order:
                     check = checks[name][0]
-                    await run_batch(check, next_keys(args.warmup), c)
-                    result = await run_batch(check, next_keys(args.checks), c)
+                    await run_batch(check, next_keys(args.warmup, name), c)
+                    result = await run_batch(check, next_keys(args.checks, name), c)
                     runs[name, c].append(result)
                     print(
                         f"round {r + 1} c={c:<3} {name:<14} wall {result['wall_ms']:.3f} "
@@ -259,9 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         set_up_portal(args, LOG_LEVEL="WARNING", PORTAL_BASE_URL="http://127.0.0.1:8000")
         started = time.monotonic()
-        plaintexts = seed(args.keys, args.sample)
-        print(f"seeded {args.keys} keys in {time.monotonic() - started:.1f} s", flush=True)
-        runs = asyncio.run(measure(args, plaintexts, names, concurrencies))
+        seeded = seed(args.keys, args.sample)
+        print(
+            f"seeded {args.keys} keys and {args.sample} OAuth tokens in "
+            f"{time.monotonic() - started:.1f} s",
+            flush=True,
+        )
+        runs = asyncio.run(measure(args, seeded, names, concurrencies))
         print_table(args, runs, names, concurrencies)
         print(f"load average {load_average()}")
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 
@@ -71,3 +72,51 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     # utime and stime are fields 14 and 15 (1-based); [0] here is field 3.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def seed_tokens(user, connection, count: int, *, last_used_at=None) -> list[str]:
+    """`count` connected apps of one client, each with a live access and refresh token as
+    the authorization server leaves them (hashed); their plaintexts."""
+    import uuid
+
+    from django.utils import timezone
+    from oauth2_provider.models import AccessToken, Application, RefreshToken, set_token_value
+
+    from mcp_gateway import oauth_server
+    from mcp_gateway.models import ConnectedApp
+
+    client = Application.objects.create(
+        name="bench", client_type="public", authorization_grant_type="authorization-code",
+        redirect_uris="http://127.0.0.1/callback",
+    )  # fmt: skip
+    expires = timezone.now() + timedelta(days=365)
+    plaintexts, apps, tokens = [], [], []
+    for _ in range(count):
+        family = uuid.uuid4()
+        apps.append(
+            ConnectedApp(
+                user=user, client=client, connection=connection, token_family=family,
+                code_checksum=uuid.uuid4().hex, last_used_at=last_used_at,
+            )
+        )  # fmt: skip
+        plaintext = oauth_server.new_access_token(None)
+        token = AccessToken(
+            user=user, application=client, scope="attio.read", expires=expires,
+            resource=[oauth_server.mcp_url()],
+        )  # fmt: skip
+        set_token_value(token, plaintext)
+        token.token_checksum = oauth_server.token_checksum(plaintext)  # bulk_create skips pre_save
+        plaintexts.append(plaintext)
+        tokens.append((token, family))
+    ConnectedApp.objects.bulk_create(apps)
+    AccessToken.objects.bulk_create([t for t, _ in tokens])
+    refreshes = []
+    for token, family in tokens:
+        refresh = RefreshToken(
+            user=user, application=client, access_token=token, token_family=family
+        )
+        set_token_value(refresh, oauth_server.new_refresh_token(None))
+        refresh.token_checksum = uuid.uuid4().hex
+        refreshes.append(refresh)
+    RefreshToken.objects.bulk_create(refreshes)
+    return plaintexts
