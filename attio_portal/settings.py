@@ -351,7 +351,7 @@ OAUTH2_PROVIDER = {
 # oauth2_provider.W008 flags "http" among the redirect URI schemes. It is there for
 # loopback redirect URIs only (RFC 8252: VS Code, Claude Code, the MCP Inspector):
 # mcp_gateway.oauth_server refuses http for any other host, at registration and on
-# authorize (tests/mcp_gateway/test_oauth_redirects.py).
+# authorize (tests/mcp_gateway/test_oauth_server.py).
 SILENCED_SYSTEM_CHECKS = ["oauth2_provider.W008"]
 
 # CORS, for browser-based MCP clients: the OAuth metadata, token, registration and
@@ -473,6 +473,10 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
         "authlib": {"level": "WARNING"},
+        # The authorization server: oauthlib and django-oauth-toolkit log authorization
+        # codes, refresh tokens and success URLs (with their code) at DEBUG and INFO.
+        "oauthlib": {"level": "WARNING"},
+        "oauth2_provider": {"level": "WARNING"},
         # uvicorn's access log, without query strings (the OAuth callback's carries a
         # code). Replaces uvicorn's own handler; records go to the console above.
         "uvicorn.access": {"filters": ["strip_query_strings"], "propagate": True},

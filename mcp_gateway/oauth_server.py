@@ -20,6 +20,7 @@ import hashlib
 import ipaddress
 import json
 import logging
+import re
 from urllib.parse import urlsplit
 
 import urllib3
@@ -28,14 +29,13 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.http import JsonResponse
-from oauth2_provider import cimd
+from oauth2_provider import cimd, views
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
 from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauth2_provider.settings import oauth2_settings
-from oauth2_provider.views import AuthorizationView, DynamicClientRegistrationView
 from oauthlib.oauth2.rfc6749 import errors
 
 from connections.models import Connection
@@ -134,6 +134,15 @@ class PortalOAuth2Validator(OAuth2Validator):
             raise errors.AccessDeniedError(
                 description="Approve the request on the portal's consent page.", request=request
             )
+        # The consent form's hidden fields come back from the browser: checked again.
+        problem = pkce_problem(request.code_challenge, request.code_challenge_method)
+        if problem is not None:
+            raise errors.InvalidRequestError(description=problem, request=request)
+        refuse_other_resources(request, getattr(request, "resource", None) or [])
+        # OpenID Connect's, which this server doesn't speak: not kept (the toolkit would
+        # store them, and fail on a nonce longer than its column).
+        request.nonce = None
+        request.claims = None
         # Bound to this portal's /mcp whether the client named it or not (RFC 8707).
         request.resource = [mcp_url()]
         grant = super()._create_authorization_code(request, code, expires)
@@ -148,13 +157,7 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def _validate_resource_uris(self, request, resources):
         super()._validate_resource_uris(request, resources)
-        for resource in resources:
-            if not is_this_resource(resource):
-                raise errors.CustomOAuth2Error(
-                    error="invalid_target",
-                    description=f"This server issues tokens for {mcp_url()} only.",
-                    request=request,
-                )
+        refuse_other_resources(request, resources)
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         if super().validate_code(client_id, code, client, request, *args, **kwargs):
@@ -191,9 +194,77 @@ class PortalOAuth2Validator(OAuth2Validator):
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            self.revoke_app_of_reused(refresh_token)
             return False
         family = request.refresh_token_instance.token_family
         return ConnectedApp.objects.live().filter(token_family=family).exists()
+
+    @staticmethod
+    def revoke_app_of_reused(refresh_token: str) -> None:
+        """A refresh token presented after it was rotated away (or revoked): the toolkit
+        has just revoked its whole family (REFRESH_TOKEN_REUSE_PROTECTION, RFC 9700
+        4.14.2). The app those tokens were for goes with them, so the user's dashboard
+        shows it revoked rather than connected with tokens that all fail."""
+        from oauth2_provider.models import get_refresh_token_model
+
+        reused = get_refresh_token_model().objects.filter(
+            token_checksum=token_checksum(refresh_token), revoked__isnull=False
+        )
+        families = reused.values("token_family")
+        app = ConnectedApp.objects.live().filter(token_family__in=families).first()
+        if app is not None:
+            logger.warning("A refresh token was used twice; revoking connected app %s", app.pk)
+            from .services import revoke_connected_app
+
+            revoke_connected_app(app, by=None, reason="refresh token used twice")
+
+    def revoke_token(self, token, token_type_hint, request, *args, **kwargs):
+        """RFC 7009 revocation by the client itself (a user signing out of a connector):
+        its tokens go, and so does the connected app, rather than stay listed with none."""
+        from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+        checksum = token_checksum(token)
+        client_pk = getattr(request.client, "pk", None)
+        families = list(
+            get_refresh_token_model()
+            .objects.filter(application_id=client_pk, token_checksum=checksum)
+            .values_list("token_family", flat=True)
+        ) + list(
+            get_access_token_model()
+            .objects.filter(application_id=client_pk, token_checksum=checksum)
+            .values_list("refresh_token__token_family", flat=True)
+        )
+        super().revoke_token(token, token_type_hint, request, *args, **kwargs)
+        from .services import revoke_connected_app
+
+        for app in ConnectedApp.objects.live().filter(token_family__in=[f for f in families if f]):
+            revoke_connected_app(app, by=None, reason="revoked by the app")
+
+
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def pkce_problem(challenge: str | None, method: str | None) -> str | None:
+    """Why a PKCE challenge is refused, or None: S256 only (RFC 9700 2.1.1), and then
+    the challenge is a SHA-256 in base64url, 43 characters (RFC 7636 4.2)."""
+    if not challenge:
+        return "Code challenge required."
+    if (method or "plain") != "S256":
+        return 'PKCE with code_challenge_method "S256" is required.'
+    if not S256_CHALLENGE.fullmatch(challenge):
+        return "The code_challenge is not an S256 challenge (43 base64url characters)."
+    return None
+
+
+def refuse_other_resources(request, resources) -> None:
+    """invalid_target for any resource but this portal's /mcp (RFC 8707)."""
+    for resource in resources:
+        if not is_this_resource(resource):
+            raise errors.CustomOAuth2Error(
+                error="invalid_target",
+                description=f"This server issues tokens for {mcp_url()} only.",
+                request=request,
+            )
 
 
 # --- The consent page ---------------------------------------------------------------------
@@ -236,7 +307,7 @@ class ConsentForm(AllowForm):
         return READ if self.cleaned_data.get("access") != "read_write" else ALL_SCOPES
 
 
-class AuthorizeView(AuthorizationView):
+class AuthorizeView(views.AuthorizationView):
     """The authorize endpoint: sign-in (the portal's own, with its throttling), then
     consent on the portal's page, which picks the workspace and read-only or
     read-write. Refuses up front what would only fail after consent."""
@@ -258,10 +329,7 @@ class AuthorizeView(AuthorizationView):
             return self.error_response(error, application=None)
         problem = redirect_uri_problem(credentials["redirect_uri"])
         if problem is not None:
-            # Never redirect to it: an error page instead.
-            return self.render_to_response(
-                {"error": {"error": "invalid_request", "description": problem}}, status=400
-            )
+            return self.error_page(problem)  # never redirect to it
         refusal = self.refusal_before_consent(request, credentials)
         if refusal is not None:
             return self.error_response(refusal, application=None)
@@ -269,12 +337,14 @@ class AuthorizeView(AuthorizationView):
 
     @staticmethod
     def refusal_before_consent(request, credentials) -> OAuthToolkitError | None:
-        """PKCE other than S256, or a resource other than /mcp: refused on the way in."""
+        """PKCE other than S256 (or a challenge no S256 verifier can match), or a resource
+        other than /mcp: refused on the way in."""
         redirect_uri, state = credentials["redirect_uri"], credentials.get("state")
-        if credentials.get("code_challenge_method", "plain") != "S256":
-            error = errors.InvalidRequestError(
-                description='PKCE with code_challenge_method "S256" is required.', state=state
-            )
+        problem = pkce_problem(
+            credentials.get("code_challenge"), credentials.get("code_challenge_method")
+        )
+        if problem is not None:
+            error = errors.InvalidRequestError(description=problem, state=state)
         elif any(not is_this_resource(r) for r in request.GET.getlist("resource")):
             error = errors.CustomOAuth2Error(
                 error="invalid_target",
@@ -293,32 +363,48 @@ class AuthorizeView(AuthorizationView):
             user = self.request.user
             context["verified_by_cimd"] = application.registration_source == "cimd"
             context["client_host"] = (
-                urlsplit(application.client_id).hostname if (context["verified_by_cimd"]) else None
+                urlsplit(application.client_id).hostname if context["verified_by_cimd"] else None
             )
             context["redirect_host"] = urlsplit(context.get("redirect_uri") or "").hostname
             context["has_connection"] = user.attio_connections.active().exists()
             context["needs_reconnect"] = list(
                 user.attio_connections.filter(status=Connection.Status.NEEDS_RECONNECT)
             )
-            # "Connect Attio first" comes back here (connections' after-connect).
-            self.request.session["after_connect"] = self.request.get_full_path()
+            context["oauth_configured"] = bool(settings.ATTIO_CLIENT_ID)
+            if not context["has_connection"] and self.request.method == "GET":
+                # "Connect Attio first" comes back here (connections' after-connect);
+                # only then, so a later connect from the dashboard stays there.
+                self.request.session["after_connect"] = self.request.get_full_path()
         return context
 
     def form_invalid(self, form):
         # The page again, with what to fix (the toolkit's own would lack the client).
         application = Application.objects.filter(client_id=form.data.get("client_id")).first()
         if application is None:
-            error = {"error": "invalid_request", "description": "Unknown client."}
-            return self.render_to_response({"error": error}, status=400)
+            return self.error_page("Invalid client_id parameter value.")
         context = self.get_context_data(
             form=form, application=application, redirect_uri=form.data.get("redirect_uri")
         )
         return self.render_to_response(context, status=400)
 
     def form_valid(self, form):
+        # The hidden fields come back from the browser: a client or redirect URI that
+        # isn't registered gets the error page, approve or deny (the toolkit would
+        # redirect a denial to whatever URI was posted, and fail on an unknown client).
+        client_id, redirect_uri = form.cleaned_data["client_id"], form.cleaned_data["redirect_uri"]
+        application = Application.objects.filter(client_id=client_id).first()
+        if application is None:
+            return self.error_page("Invalid client_id parameter value.")
+        if not application.redirect_uri_allowed(redirect_uri) or redirect_uri_problem(redirect_uri):
+            return self.error_page("Mismatching redirect URI.")
         self.consent = form
         form.cleaned_data["scope"] = form.scopes
         return super().form_valid(form)
+
+    def error_page(self, description: str):
+        """The error page (400) for a request that must not go back to its client."""
+        error = {"error": "invalid_request", "description": description}
+        return self.render_to_response({"error": error}, status=400)
 
     def redirect(self, redirect_to, application):
         # The toolkit adds `iss` to a successful answer only; RFC 9207 wants it on
@@ -339,10 +425,40 @@ class AuthorizeView(AuthorizationView):
         return response
 
 
+# --- The token endpoint -------------------------------------------------------------------
+
+
+class TokenView(views.TokenView):
+    """The toolkit's token endpoint, every answer JSON and never cached (RFC 6749 5.1,
+    5.2). An error raised while tokens are saved (invalid_target, a code whose app was
+    revoked meanwhile) comes back from oauthlib without its headers otherwise, as
+    text/html."""
+
+    def post(self, request, *args, **kwargs):
+        grant_type = request.POST.get("grant_type")
+        if grant_type and grant_type not in oauth2_settings.OAUTH2_GRANT_TYPES_SUPPORTED:
+            # Refused here, not by oauthlib: its device flow, which this portal doesn't
+            # offer, fails with a 500 on a device code it doesn't know.
+            response = JsonResponse(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "This server issues tokens for authorization codes "
+                    "and refresh tokens only.",
+                },
+                status=400,
+            )
+        else:
+            response = super().post(request, *args, **kwargs)
+        response["Content-Type"] = "application/json"
+        response["Cache-Control"] = "no-store"
+        response["Pragma"] = "no-cache"
+        return response
+
+
 # --- Dynamic client registration ----------------------------------------------------------
 
 
-class RegisterView(DynamicClientRegistrationView):
+class RegisterView(views.DynamicClientRegistrationView):
     """RFC 7591 registration, open to anyone (MCP clients register before any user signs
     in), limited per client address, with the portal's redirect URI rules."""
 
@@ -359,25 +475,38 @@ class RegisterView(DynamicClientRegistrationView):
                 status=429,
                 headers={"Retry-After": "3600"},
             )
-        problem = self.redirect_uris_problem(request.body)
-        if problem is not None:
-            return JsonResponse(
-                {"error": "invalid_redirect_uri", "error_description": problem}, status=400
-            )
-        return super().post(request, *args, **kwargs)
+        return registration_refused(request.body) or super().post(request, *args, **kwargs)
 
-    @staticmethod
-    def redirect_uris_problem(body: bytes) -> str | None:
-        try:
-            uris = json.loads(body).get("redirect_uris")
-        except (ValueError, AttributeError):
-            return None  # the toolkit's own answer says what is wrong with the body
-        if not isinstance(uris, list):
-            return None
-        for uri in uris:
-            if isinstance(uri, str) and (problem := redirect_uri_problem(uri, registering=True)):
-                return problem
+
+class RegistrationView(views.DynamicClientRegistrationManagementView):
+    """RFC 7592: a client reads, changes or deletes its own registration. A change keeps
+    to the rules of a registration (the toolkit's own would take any redirect URI)."""
+
+    def put(self, request, *args, **kwargs):
+        return registration_refused(request.body) or super().put(request, *args, **kwargs)
+
+
+def registration_refused(body: bytes) -> JsonResponse | None:
+    """The 400 for what the portal refuses in client metadata the toolkit would take:
+    redirect URIs outside its rules, a client name that is no string (the toolkit would
+    keep its repr as the name users see). None if the portal has nothing to add."""
+    try:
+        metadata = json.loads(body)
+    except ValueError:
+        return None  # the toolkit's own answer says what is wrong with the body
+    if not isinstance(metadata, dict):
         return None
+    error = None
+    if not isinstance(metadata.get("client_name", ""), str):
+        error, description = "invalid_client_metadata", "client_name must be a string"
+    uris = metadata.get("redirect_uris")
+    for uri in uris if isinstance(uris, list) else []:
+        if isinstance(uri, str) and (problem := redirect_uri_problem(uri, registering=True)):
+            error, description = "invalid_redirect_uri", problem
+            break
+    if error is None:
+        return None
+    return JsonResponse({"error": error, "error_description": description}, status=400)
 
 
 # --- Client ID metadata documents in development ------------------------------------------

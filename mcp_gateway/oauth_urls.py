@@ -5,7 +5,7 @@ metadata views reverse."""
 from django.urls import path
 from oauth2_provider import views
 
-from .oauth_server import AuthorizeView, RegisterView
+from .oauth_server import AuthorizeView, RegisterView, RegistrationView, TokenView
 
 app_name = "oauth2_provider"
 
@@ -27,12 +27,12 @@ urlpatterns = [
         name="oauth-resource-metadata-path",
     ),
     path("oauth/authorize/", AuthorizeView.as_view(), name="authorize"),
-    path("oauth/token/", views.TokenView.as_view(), name="token"),
+    path("oauth/token/", TokenView.as_view(), name="token"),
     path("oauth/revoke/", views.RevokeTokenView.as_view(), name="revoke-token"),
     path("oauth/register/", RegisterView.as_view(), name="dcr-register"),
     path(
         "oauth/register/<str:client_id>/",
-        views.DynamicClientRegistrationManagementView.as_view(),
+        RegistrationView.as_view(),
         name="dcr-register-management",
     ),
 ]
