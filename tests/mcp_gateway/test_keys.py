@@ -63,7 +63,10 @@ def test_only_id_digest_and_last_four_are_stored(alice_key):
 @pytest.mark.parametrize("checks", ["orm-thread", "own-pool"])
 def test_malformed_key_is_rejected_without_a_database_query(checks, db, django_assert_num_queries):
     # The PostgreSQL checks are not running (no pool): a query would raise.
-    key_checks = auth.CredentialChecks() if checks == "orm-thread" else PostgresCredentialChecks(connection)
+    if checks == "orm-thread":
+        key_checks = auth.CredentialChecks()
+    else:
+        key_checks = PostgresCredentialChecks(connection)
     with django_assert_num_queries(0):
         assert async_to_sync(key_checks.check)("attp_" + "x" * 62) is None
         assert async_to_sync(key_checks.check)("not a key") is None
