@@ -2,9 +2,11 @@
 token exists anywhere to show: keys are HMAC digests, OAuth tokens SHA-256 checksums."""
 
 from django.contrib import admin
-from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
+from oauth2_provider.admin import ApplicationAdmin
+from oauth2_provider.models import AccessToken, Application, Grant, IDToken, RefreshToken
 
 from connections.admin import ActionsOnlyAdmin, AuditLogAdmin, ReadOnlyAdmin, revoke_with_reason
+from connections.services import client_ip
 
 from . import services
 from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall
@@ -152,6 +154,30 @@ class ConnectedAppAdmin(ActionsOnlyAdmin):
             noun="connected app",
             plural="connected apps",
         )
+
+
+admin.site.unregister(Application)
+
+
+@admin.register(Application)
+class ClientAdmin(ApplicationAdmin):
+    """The toolkit's admin for OAuth clients, where removing a client removes its
+    connected apps: revoked through the service first (the audit log says so), then
+    deleted with the client and its tokens."""
+
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        # A connected app can't be deleted on its own (revoke it instead), which would
+        # otherwise make Django refuse to delete its client, even for a superuser.
+        perms_needed.discard(ConnectedApp._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        services.remove_client(obj, by=request.user, ip=client_ip(request))
+
+    def delete_queryset(self, request, queryset):
+        for client in queryset:
+            services.remove_client(client, by=request.user, ip=client_ip(request))
 
 
 @admin.register(ApiKeyEvent)

@@ -28,7 +28,7 @@ from django import forms
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from oauth2_provider import cimd, views
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
@@ -362,6 +362,7 @@ class AuthorizeView(views.AuthorizationView):
         if application is not None:
             user = self.request.user
             context["verified_by_cimd"] = application.registration_source == "cimd"
+            context["added_by_admin"] = application.registration_source == "manual"
             context["client_host"] = (
                 urlsplit(application.client_id).hostname if context["verified_by_cimd"] else None
             )
@@ -484,6 +485,16 @@ class RegistrationView(views.DynamicClientRegistrationManagementView):
 
     def put(self, request, *args, **kwargs):
         return registration_refused(request.body) or super().put(request, *args, **kwargs)
+
+    def delete(self, request, client_id: str, *args, **kwargs):
+        # As the toolkit's, but through the service, so the apps it ends are on record.
+        registration = self._authenticate_registration_request(request, client_id)
+        if isinstance(registration, HttpResponse):
+            return registration
+        from .services import remove_client
+
+        remove_client(registration.application, by=None, ip=client_ip(request))
+        return HttpResponse(status=204)
 
 
 def registration_refused(body: bytes) -> JsonResponse | None:

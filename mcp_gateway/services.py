@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from oauth2_provider.models import Application
 
 from connections.models import Connection
 
@@ -153,6 +154,14 @@ def revoke_connected_apps(*, by, reason: str, ip: str | None = None, **which) ->
         "client", "connection"
     )
     return sum(revoke_connected_app(a, by=by, reason=reason, ip=ip) for a in apps)
+
+
+def remove_client(client: Application, *, by, ip: str | None = None) -> None:
+    """Delete an OAuth client (an admin's act): its connected apps are revoked first, so
+    the audit log says so, then the client goes with its tokens and apps."""
+    with transaction.atomic():
+        revoke_connected_apps(client=client, by=by, reason="OAuth client removed", ip=ip)
+        client.delete()
 
 
 def roll_api_key(

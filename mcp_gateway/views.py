@@ -25,7 +25,9 @@ INSPECTOR_NODE = "20"
 
 
 def setup_snippets(plaintext: str) -> dict[str, str]:
-    """Ready-to-paste client configuration for a new key."""
+    """Ready-to-paste client configuration for a new key. Clients that connect with
+    OAuth (Claude.ai, Claude Desktop's connectors, ChatGPT) need only the MCP URL, so
+    they have no snippet here; key_created.html says so."""
     url = f"{settings.PORTAL_BASE_URL}/mcp"
     header = f"Authorization: Bearer {plaintext}"
     return {

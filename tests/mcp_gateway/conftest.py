@@ -1,10 +1,13 @@
-"""Fixtures for the MCP gateway: API keys and the SDK's own client over in-process HTTP."""
+"""Fixtures for the MCP gateway: API keys, the SDK's own client over in-process HTTP, and
+the whole portal on a loopback port (`portal`)."""
 
 import contextlib
 
 import httpx2
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import DEFAULT_DB_ALIAS
+from django.db import connections as db_connections
 from mcp.client.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -12,6 +15,10 @@ from attio_portal.asgi import dispatcher
 from connections import attio
 from mcp_gateway.models import ApiKey
 from mcp_gateway.server import build_server, gateway_app
+
+from ..faults.harness import free_port
+from .in_thread import gateway_in_a_thread
+from .oauth_flow import portal_at
 
 MCP_URL = "http://127.0.0.1:8000/mcp"
 
@@ -173,3 +180,20 @@ def attio_calls_follow_spec(tools_built_once, fake_attio, monkeypatch):
 def tool_text(result) -> str:
     """The text of a tool result (the error message, for an error)."""
     return " ".join(block.text for block in result.content if block.type == "text")
+
+
+@pytest.fixture
+def portal(gateway, settings):
+    """The whole portal (its pages, the OAuth server and /mcp) served on a loopback port
+    in a thread, its public URL (issuer, resource) pointing there."""
+    port = free_port()
+    portal_at(settings, f"http://127.0.0.1:{port}")
+    # Its pages run in threads of the server's own; with persistent connections those
+    # would outlive the test and hold its database open at teardown.
+    database = db_connections.settings[DEFAULT_DB_ALIAS]
+    kept, database["CONN_MAX_AGE"] = database["CONN_MAX_AGE"], 0
+    try:
+        with gateway_in_a_thread(port) as base:
+            yield base
+    finally:
+        database["CONN_MAX_AGE"] = kept

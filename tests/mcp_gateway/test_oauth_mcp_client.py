@@ -8,7 +8,6 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
-import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.client import Client
@@ -19,9 +18,7 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 from mcp_gateway import services
 from mcp_gateway.models import ApiKeyEvent, ConnectedApp, ToolCall
 
-from ..faults.harness import free_port
-from .in_thread import gateway_in_a_thread
-from .oauth_flow import LOOPBACK_REDIRECT, Person, portal_at
+from .oauth_flow import LOOPBACK_REDIRECT, Person
 
 
 class Memory:
@@ -42,15 +39,6 @@ class Memory:
 
     async def set_client_info(self, client_info) -> None:
         self.client_info = client_info
-
-
-@pytest.fixture
-def portal(gateway, settings):
-    """The portal (Django and /mcp) on a loopback port, its URLs pointing there."""
-    port = free_port()
-    portal_at(settings, f"http://127.0.0.1:{port}")
-    with gateway_in_a_thread(port) as base:
-        yield base
 
 
 def sdk_client(

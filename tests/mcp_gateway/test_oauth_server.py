@@ -21,7 +21,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 
 from mcp_gateway.auth import check_oauth_token
-from mcp_gateway.models import ConnectedApp
+from mcp_gateway.models import ApiKeyEvent, ConnectedApp
 
 from .oauth_flow import hidden_and_csrf, portal_at
 
@@ -744,6 +744,22 @@ def test_a_registration_changed_later_keeps_to_the_same_rules(client, settings):
     changed = client.put(uri, json.dumps(body), content_type="application/json", headers=token)
     assert changed.status_code == 200
     assert Application.objects.get().redirect_uris == "https://claude.ai/new"
+
+
+def test_a_client_deleting_its_registration_ends_its_apps_on_record(client, alice_connection):
+    registered = register(client, CLAUDE_CALLBACK).json()
+    request = Request(client_id=registered["client_id"], redirect_uri=CLAUDE_CALLBACK)
+    request, code = get_code(client, alice_connection, request)
+    tokens = exchange(client, request, code).json()
+    app = ConnectedApp.objects.get()
+    token = {"Authorization": f"Bearer {registered['registration_access_token']}"}
+    deleted = client.delete(registered["registration_client_uri"], headers=token)
+    assert deleted.status_code == 204
+    assert not Application.objects.exists() and not ConnectedApp.objects.exists()
+    assert not token_works(tokens["access_token"])
+    event = ApiKeyEvent.objects.get(kind=ApiKeyEvent.Kind.APP_REVOKED)
+    assert event.reason == "OAuth client removed" and event.detail["client_id"] == request.client_id
+    assert event.subject == app.user
 
 
 def test_the_registration_token_is_no_access_token_for_mcp(client):
