@@ -302,6 +302,9 @@ OAUTH2_PROVIDER = {
     "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
     "ROTATE_REFRESH_TOKEN": True,
     "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # A refresh token unused this long after its access token expired stops working: an
+    # app nobody has used for 90 days must be approved again.
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 90 * 24 * 3600,
     "PKCE_REQUIRED": True,
     # The issuer, exactly as the metadata and the `iss` on redirects give it.
     "OIDC_ISS_ENDPOINT": PORTAL_BASE_URL,

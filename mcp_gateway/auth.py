@@ -320,8 +320,8 @@ def current_caller() -> Caller:
     """
     access = get_access_token()
     if access is None or not access.claims or "caller" not in access.claims:
-        # The SDK's auth middleware guarantees a verified key on /mcp.
-        raise RuntimeError("no authenticated API key in this request")
+        # The SDK's auth middleware guarantees a verified key or token on /mcp.
+        raise RuntimeError("no authenticated API key or OAuth token in this request")
     return access.claims["caller"]
 
 

@@ -59,7 +59,7 @@ def guarded(app):
 
 TOO_MANY_FAILURES = (
     b'{"error": "too_many_failures", "error_description": "Too many requests with a '
-    b'missing or wrong API key; wait a minute before trying again."}'
+    b'missing or wrong API key or token; wait a minute before trying again."}'
 )
 
 QUERY_REFUSED = (
@@ -181,8 +181,8 @@ def insufficient_scope(start: dict, scope: str) -> tuple[dict, bytes]:
 
 DATABASE_UNAVAILABLE = {
     "error": "temporarily_unavailable",
-    "error_description": "The portal cannot check API keys right now (its database is not "
-    "answering). Try again in a little while.",
+    "error_description": "The portal cannot check API keys or tokens right now (its "
+    "database is not answering). Try again in a little while.",
 }
 
 

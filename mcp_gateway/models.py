@@ -164,7 +164,8 @@ class ConnectedApp(models.Model):
     django-oauth-toolkit keeps the tokens (hashed) and the client (Application); this
     row says on whose connection they act and whether they may write. Its refresh
     tokens share `token_family`, which is how an access token finds its way here (its
-    refresh token's family). Revoked, it is kept for the record; its tokens are deleted.
+    refresh token's family). Revoked, it is kept for the record and its tokens are deleted;
+    removing its client deletes it (the audit events keep the client's id and name).
     """
 
     user = models.ForeignKey(

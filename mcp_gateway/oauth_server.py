@@ -29,6 +29,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import cimd, views
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.forms import AllowForm
@@ -102,6 +105,9 @@ def redirect_uri_problem(uri: str, *, registering: bool = False) -> str | None:
         return f"{uri!r} is not a URL"
     if parts.fragment or "#" in uri:
         return f"{uri!r} has a fragment"
+    if any(c.isspace() for c in uri):
+        # The toolkit keeps redirect URIs space-separated: one with a space would be two.
+        return f"{uri!r} contains whitespace"
     if parts.username or parts.password:
         return f"{uri!r} carries credentials"
     if parts.scheme == "https":
@@ -122,13 +128,19 @@ def redirect_uri_problem(uri: str, *, registering: bool = False) -> str | None:
 
 # --- The validator: where consent becomes a ConnectedApp ----------------------------------
 
+# The consent form's choice of connection, as AuthorizeView hands it to the validator.
+CONSENTED_CONNECTION = "_portal_consented_connection"
+
 
 class PortalOAuth2Validator(OAuth2Validator):
     """django-oauth-toolkit's validator, plus the portal's rules (see the module)."""
 
     def _create_authorization_code(self, request, code, expires=None):
-        connection_id = getattr(request, "attio_connection_id", None)
-        if connection_id is None:
+        # Set by AuthorizeView from the consent form. Read from the request's own
+        # attributes: oauthlib's Request answers any other name from the query string.
+        connection_id = vars(request).get(CONSENTED_CONNECTION)
+        consented = Connection.objects.active().filter(pk=connection_id, owner=request.user)
+        if connection_id is None or not consented.exists():
             # Only the portal's consent form picks a connection; nothing else may
             # authorize (an Application marked skip_authorization, approval_prompt=auto).
             raise errors.AccessDeniedError(
@@ -191,6 +203,36 @@ class PortalOAuth2Validator(OAuth2Validator):
 
             record_app_authorized(ConnectedApp.objects.get(token_family=refresh_token.token_family))
         return refresh_token
+
+    def _save_bearer_token(self, token, request, *args, **kwargs):
+        if request.grant_type == "refresh_token":
+            # Two refreshes of one token at once both pass validation; the second waits
+            # here for the first's rotation and is refused, rather than reach the
+            # toolkit's grace-period answer, which needs the plaintext tokens this server
+            # doesn't keep (a 500). Inside save_bearer_token's transaction.
+            from oauth2_provider.models import get_refresh_token_model
+
+            still_live = (
+                get_refresh_token_model()
+                .objects.select_for_update()
+                .filter(pk=request.refresh_token_instance.pk, revoked__isnull=True)
+            )
+            if not still_live.exists():
+                raise errors.InvalidGrantError(request=request)
+        return super()._save_bearer_token(token, request, *args, **kwargs)
+
+    def _load_application(self, client_id, request):
+        # A client id that is a metadata document URL is fetched only on the authorize
+        # page, which a user reaches signed in: anyone may POST to the token and revoke
+        # endpoints, and each unknown URL there would be a fetch and a new client row.
+        elsewhere = urlsplit(request.uri).path != reverse("oauth2_provider:authorize")
+        if (
+            elsewhere
+            and cimd.is_cimd_client_id(client_id)
+            and not Application.objects.filter(client_id=client_id).exists()
+        ):
+            return None
+        return super()._load_application(client_id, request)
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
@@ -419,7 +461,7 @@ class AuthorizeView(views.AuthorizationView):
         if allow and consent is not None:
             credentials = {
                 **credentials,
-                "attio_connection_id": consent.cleaned_data["connection"].pk,
+                CONSENTED_CONNECTION: consent.cleaned_data["connection"].pk,
             }
         response = super().create_authorization_response(request, scopes, credentials, allow)
         request.session.pop("after_connect", None)
@@ -429,6 +471,12 @@ class AuthorizeView(views.AuthorizationView):
 # --- The token endpoint -------------------------------------------------------------------
 
 
+@method_decorator(
+    sensitive_post_parameters(
+        "code", "code_verifier", "refresh_token", "token", "client_secret", "password"
+    ),
+    name="dispatch",
+)
 class TokenView(views.TokenView):
     """The toolkit's token endpoint, every answer JSON and never cached (RFC 6749 5.1,
     5.2). An error raised while tokens are saved (invalid_target, a code whose app was
@@ -466,7 +514,12 @@ class RegisterView(views.DynamicClientRegistrationView):
     def post(self, request, *args, **kwargs):
         bucket = f"oauth-dcr:{client_ip(request)}"
         cache.add(bucket, 0, timeout=3600)
-        if cache.incr(bucket) > settings.OAUTH_DCR_PER_HOUR:
+        try:
+            registrations = cache.incr(bucket)
+        except ValueError:  # evicted between the two calls: counting starts again
+            cache.add(bucket, 1, timeout=3600)
+            registrations = 1
+        if registrations > settings.OAUTH_DCR_PER_HOUR:
             return JsonResponse(
                 {
                     "error": "too_many_requests",
@@ -483,8 +536,13 @@ class RegistrationView(views.DynamicClientRegistrationManagementView):
     """RFC 7592: a client reads, changes or deletes its own registration. A change keeps
     to the rules of a registration (the toolkit's own would take any redirect URI)."""
 
-    def put(self, request, *args, **kwargs):
-        return registration_refused(request.body) or super().put(request, *args, **kwargs)
+    def put(self, request, client_id: str, *args, **kwargs):
+        registration = self._authenticate_registration_request(request, client_id)
+        if isinstance(registration, HttpResponse):
+            return registration  # who may change it comes before what it may say
+        return registration_refused(request.body) or super().put(
+            request, client_id, *args, **kwargs
+        )
 
     def delete(self, request, client_id: str, *args, **kwargs):
         # As the toolkit's, but through the service, so the apps it ends are on record.
