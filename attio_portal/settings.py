@@ -446,6 +446,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "connections.tasks.sweep_connections",
         "schedule": CONNECTION_SWEEP_INTERVAL,
     },
+    # Expired OAuth tokens and codes, and the connected apps they leave unusable.
+    "clear-expired-oauth-rows": {
+        "task": "mcp_gateway.tasks.clear_expired_oauth_rows",
+        "schedule": timedelta(days=1),
+    },
 }
 
 LOGGING = {

@@ -164,6 +164,30 @@ def remove_client(client: Application, *, by, ip: str | None = None) -> None:
         client.delete()
 
 
+def clear_expired_oauth_rows(*, now=None) -> dict[str, int]:
+    """The authorization server's housekeeping (daily, by beat): the toolkit deletes its
+    expired access tokens, refresh tokens unused for REFRESH_TOKEN_EXPIRE_SECONDS and
+    expired codes; an app left without a live refresh token is revoked (it can't be
+    used again without a new consent, and should not stay listed as connected); a
+    consent never exchanged for a token (the client went away) is deleted."""
+    from oauth2_provider.models import clear_expired, get_refresh_token_model
+
+    now = now or timezone.now()
+    clear_expired()
+    live_families = get_refresh_token_model().objects.filter(revoked__isnull=True)
+    unused = ConnectedApp.objects.live().exclude(
+        token_family__in=live_families.values("token_family")
+    )
+    revoked = sum(
+        revoke_connected_app(app, by=None, reason="unused: its refresh token expired")
+        for app in unused.select_related("client", "connection")
+    )
+    abandoned, _ = ConnectedApp.objects.filter(
+        token_family__isnull=True, revoked_at__isnull=True, created_at__lt=now - timedelta(days=1)
+    ).delete()
+    return {"apps_revoked": revoked, "consents_deleted": abandoned}
+
+
 def roll_api_key(
     key: ApiKey, *, by, overlap: timedelta = timedelta(hours=24), ip: str | None = None
 ) -> tuple[ApiKey, str]:

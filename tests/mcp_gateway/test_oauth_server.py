@@ -26,6 +26,8 @@ from connections.models import Connection
 from mcp_gateway.auth import check_oauth_token
 from mcp_gateway.models import ApiKeyEvent, ConnectedApp
 from mcp_gateway.oauth_server import PortalOAuth2Validator
+from mcp_gateway.services import clear_expired_oauth_rows
+from mcp_gateway.tasks import clear_expired_oauth_rows as clear_expired_oauth_rows_task
 
 from ..threads import run_together
 from .oauth_flow import hidden_and_csrf, portal_at
@@ -1110,3 +1112,37 @@ def test_an_access_token_in_the_query_string_is_refused_on_mcp(client, alice_con
     assert response.json()["error"] == "invalid_request"
     # The same token in the header is fine: the refusal is about where it was sent.
     assert token_works(tokens["access_token"])
+
+
+# --- Housekeeping ---------------------------------------------------------------------------
+
+
+def test_housekeeping_revokes_apps_unused_past_the_refresh_expiry(
+    client, alice_connection, time_machine
+):
+    time_machine.move_to(timezone.now(), tick=False)
+    old_request, old_tokens = get_tokens(client, alice_connection)
+    time_machine.shift(timedelta(days=60))
+    get_tokens(client, alice_connection)
+    time_machine.shift(timedelta(days=31, hours=2))  # the first is 91 days idle now
+    get_code(client, alice_connection)  # approved, never exchanged
+
+    assert clear_expired_oauth_rows() == {"apps_revoked": 1, "consents_deleted": 0}
+    first, second = ConnectedApp.objects.filter(token_family__isnull=False).order_by("pk")
+    assert first.revoked_reason == "unused: its refresh token expired"
+    assert second.revoked_at is None
+    assert oauth_error(refresh(client, old_request, old_tokens["refresh_token"])) == "invalid_grant"
+    assert ApiKeyEvent.objects.get(kind=ApiKeyEvent.Kind.APP_REVOKED).connected_app == first
+
+    time_machine.shift(timedelta(days=1, hours=1))
+    assert clear_expired_oauth_rows() == {"apps_revoked": 0, "consents_deleted": 1}
+    assert ConnectedApp.objects.count() == 2
+    assert ConnectedApp.objects.live().get() == second
+
+
+def test_housekeeping_is_a_daily_beat_task(settings):
+    scheduled = {
+        entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert scheduled["mcp_gateway.tasks.clear_expired_oauth_rows"] == timedelta(days=1)
+    assert clear_expired_oauth_rows_task.delay().get() == {"apps_revoked": 0, "consents_deleted": 0}

@@ -1,0 +1,11 @@
+"""Celery tasks for the gateway. Thin: each calls the service of its name."""
+
+from celery import shared_task
+
+
+@shared_task(acks_late=True)
+def clear_expired_oauth_rows() -> dict[str, int]:
+    """Beat runs this daily: expired OAuth tokens and codes, and what they leave behind."""
+    from . import services
+
+    return services.clear_expired_oauth_rows()
