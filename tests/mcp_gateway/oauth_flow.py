@@ -6,8 +6,13 @@ test serves it on; `Person` follows an authorization URL as a browser would, fil
 the forms and hands back the redirect the client receives.
 """
 
+import contextlib
+import json
 import re
+import threading
+import time
 from html import unescape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import httpx
@@ -104,3 +109,48 @@ class Person:
         return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()} | {
             "_location": location
         }
+
+
+@contextlib.contextmanager
+def client_metadata_document(*, behaviour: str = "good", **metadata):
+    """A client ID metadata document served on loopback; yields its client id, an https
+    URL (as clients and the toolkit insist) that OAUTH_CIMD_LOOPBACK_HTTP fetches over
+    plain http. `behaviour` makes it misbehave: "big", "slow", "redirect", "other id",
+    "not json"."""
+    served = {}
+
+    class Document(BaseHTTPRequestHandler):
+        def do_GET(self):
+            document = {"client_id": served["client_id"], **metadata}
+            if behaviour == "other id":
+                document["client_id"] = served["client_id"].replace("client.json", "other.json")
+            if behaviour == "big":
+                document["padding"] = "x" * 20_000
+            body = json.dumps(document).encode()
+            if behaviour == "slow":
+                time.sleep(3)
+            if behaviour == "redirect":
+                self.send_response(302)
+                self.send_header("Location", "http://127.0.0.1:9/elsewhere.json")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(200)
+            kind = "text/html" if behaviour == "not json" else "application/json"
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Document)
+    served["client_id"] = f"https://127.0.0.1:{server.server_port}/oauth/client.json"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served["client_id"]
+    finally:
+        server.shutdown()
+        server.server_close()

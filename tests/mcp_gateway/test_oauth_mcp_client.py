@@ -1,11 +1,7 @@
 """The MCP SDK's own OAuth client against the portal over real HTTP: discovery, dynamic
 registration, sign-in and consent on the portal's pages, tools, refresh, revocation."""
 
-import contextlib
-import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2
 from asgiref.sync import async_to_sync, sync_to_async
@@ -18,7 +14,7 @@ from oauth2_provider.models import AccessToken, Application, RefreshToken
 from mcp_gateway import services
 from mcp_gateway.models import ApiKeyEvent, ConnectedApp, ToolCall
 
-from .oauth_flow import LOOPBACK_REDIRECT, Person
+from .oauth_flow import LOOPBACK_REDIRECT, Person, client_metadata_document
 
 
 class Memory:
@@ -228,35 +224,6 @@ def test_a_write_asked_of_a_read_only_grant_steps_up_to_read_write(
     assert not result.is_error, result.content
     apps = ConnectedApp.objects.order_by("pk")
     assert [a.read_only for a in apps] == [True, False]
-
-
-@contextlib.contextmanager
-def client_metadata_document(**metadata):
-    """A client ID metadata document served on loopback; yields its client id, an https
-    URL (as the SDK insists) that OAUTH_CIMD_LOOPBACK_HTTP fetches over plain http."""
-    served = {}
-
-    class Document(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"client_id": served["client_id"], **metadata}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Document)
-    served["client_id"] = f"https://127.0.0.1:{server.server_port}/oauth/client.json"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served["client_id"]
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_the_sdk_client_with_a_client_id_metadata_document(

@@ -10,10 +10,15 @@ in test_oauth_mcp_client.py.
 import base64
 import hashlib
 import json
+import os
 import secrets
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -30,8 +35,9 @@ from mcp_gateway.services import clear_expired_oauth_rows
 from mcp_gateway.tasks import clear_expired_oauth_rows as clear_expired_oauth_rows_task
 
 from ..threads import run_together
-from .oauth_flow import hidden_and_csrf, portal_at
+from .oauth_flow import client_metadata_document, hidden_and_csrf, portal_at
 
+REPO = Path(__file__).resolve().parents[2]
 CLAUDE_CALLBACK = "https://claude.ai/api/mcp/auth_callback"
 REGISTRATION_SCOPE = "oauth2_provider:registration"
 
@@ -1146,3 +1152,129 @@ def test_housekeeping_is_a_daily_beat_task(settings):
     }
     assert scheduled["mcp_gateway.tasks.clear_expired_oauth_rows"] == timedelta(days=1)
     assert clear_expired_oauth_rows_task.delay().get() == {"apps_revoked": 0, "consents_deleted": 0}
+
+
+# --- The three ways a client comes to be known ---------------------------------------------
+
+CIMD_DOCUMENT = {
+    "client_name": "Documented client",
+    "redirect_uris": [CLAUDE_CALLBACK],
+    "grant_types": ["authorization_code", "refresh_token"],
+    "response_types": ["code"],
+    "token_endpoint_auth_method": "none",
+}
+
+
+@pytest.fixture
+def loopback_documents(settings):
+    """Client ID metadata documents on loopback are fetched (OAUTH_CIMD_LOOPBACK_HTTP),
+    quickly, and no failed fetch is remembered from another test."""
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "CIMD_METADATA_FETCHER": "mcp_gateway.oauth_server.LoopbackHttpMetadataFetcher",
+        "CIMD_FETCH_TIMEOUT_SECONDS": 1,
+    }
+    cache.clear()
+
+
+def test_a_client_an_admin_registered_goes_through_the_same_consent(client, alice_connection):
+    registered = Application.objects.create(
+        name="Team assistant",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris=CLAUDE_CALLBACK,
+    )
+    client.force_login(alice_connection.owner)
+    request = Request(client_id=registered.client_id)
+    page = client.get(request.url())
+    assert page.status_code == 200 and page.context["added_by_admin"] is True
+    request, code = get_code(client, alice_connection, request)
+    assert token_works(exchange(client, request, code).json()["access_token"])
+
+
+def test_a_client_id_metadata_document_is_fetched_and_shown_as_verified(
+    client, alice_connection, loopback_documents
+):
+    with client_metadata_document(**CIMD_DOCUMENT) as client_id:
+        client.force_login(alice_connection.owner)
+        page = client.get(Request(client_id=client_id).url())
+    assert page.status_code == 200
+    assert page.context["verified_by_cimd"] and page.context["client_host"] == "127.0.0.1"
+    assert Application.objects.get().name == "Documented client"
+
+
+@pytest.mark.parametrize("behaviour", ["big", "slow", "redirect", "other id", "not json"])
+def test_a_misbehaving_metadata_document_gets_an_error_page(
+    client, alice_connection, loopback_documents, behaviour
+):
+    with client_metadata_document(behaviour=behaviour, **CIMD_DOCUMENT) as client_id:
+        client.force_login(alice_connection.owner)
+        started = time.monotonic()
+        response = client.get(Request(client_id=client_id).url())
+    assert error_page(response) == "invalid_request"
+    assert time.monotonic() - started < 2.5  # the fetch gives up after its timeout
+    assert not Application.objects.exists()
+
+
+@pytest.mark.parametrize(("hosts", "known"), [(["claude.ai"], False), (["127.0.0.1"], True)])
+def test_oauth_cimd_hosts_limits_whose_documents_are_fetched(
+    client, alice_connection, loopback_documents, settings, hosts, known
+):
+    # What OAUTH_CIMD_HOSTS sets up (attio_portal/settings.py).
+    settings.OAUTH2_PROVIDER = {
+        **settings.OAUTH2_PROVIDER,
+        "CIMD_ALLOWED_HOSTS": hosts,
+        "CIMD_REGISTRATION_PERMISSION_CLASSES": (
+            "oauth2_provider.cimd.HostAllowlistCIMDPermission",
+        ),
+    }
+    with client_metadata_document(**CIMD_DOCUMENT) as client_id:
+        client.force_login(alice_connection.owner)
+        response = client.get(Request(client_id=client_id).url())
+    assert (response.status_code == 200) is known
+    assert Application.objects.exists() is known
+
+
+def test_oauth_cimd_hosts_setting_picks_the_host_allowlist():
+    code = (
+        "from django.conf import settings; p = settings.OAUTH2_PROVIDER; "
+        "print(p['CIMD_ALLOWED_HOSTS'], p['CIMD_REGISTRATION_PERMISSION_CLASSES'])"
+    )
+    env = {**os.environ, "OAUTH_CIMD_HOSTS": ".claude.ai,vscode.dev"}
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        env=env, capture_output=True, text=True, check=True, cwd=REPO,
+    ).stdout  # fmt: skip
+    assert "['.claude.ai', 'vscode.dev']" in out and "HostAllowlistCIMDPermission" in out
+
+
+# --- The 403 that lets a client ask for more ---------------------------------------------------
+
+
+def test_a_write_with_a_read_only_grant_is_403_insufficient_scope(
+    client, alice_connection, raw, fake_attio
+):
+    _, tokens = get_tokens(client, alice_connection)  # read only, preselected
+    record_id = fake_attio.record_id("people", "Ada Lovelace", workspace="acme")
+    call = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {
+            "name": "create_note",
+            "arguments": {"parent_object": "people", "parent_record_id": record_id,
+                          "title": "t", "content": "c"},
+        },
+    }  # fmt: skip
+    headers = {
+        "Authorization": f"Bearer {tokens['access_token']}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "MCP-Protocol-Version": "2025-11-25",
+    }
+    answer = raw("POST", "/mcp", json=call, headers=headers)
+    assert answer.status_code == 403
+    challenge = answer.headers["www-authenticate"]
+    assert challenge.startswith('Bearer error="insufficient_scope"')
+    assert 'scope="attio.read attio.write"' in challenge and "resource_metadata=" in challenge
+    assert answer.json()["error"] == "insufficient_scope"
