@@ -197,6 +197,7 @@ class ToolCallAdmin(ReadOnlyAdmin):
         "created_at",
         "tool",
         "owner",
+        "made_with",
         "ok",
         "attio_status",
         "error_code",
@@ -204,5 +205,14 @@ class ToolCallAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["ok", "tool"]
     search_fields = ["owner__email", "owner__username", "tool"]
-    list_select_related = ["owner"]
+    list_select_related = ["owner", "api_key", "connected_app__client"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="made with")
+    def made_with(self, obj: ToolCall) -> str:
+        """The API key (its display id) or the OAuth client the call was made with."""
+        if obj.api_key is not None:
+            return f"API key {obj.api_key.display_id}"
+        if obj.connected_app is not None:
+            return f"OAuth app {obj.connected_app.client_name}"
+        return "—"

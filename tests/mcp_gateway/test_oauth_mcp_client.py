@@ -82,7 +82,9 @@ async def with_tools(base: str, auth, body):
         return await body(client)
 
 
-def test_the_sdk_client_registers_signs_in_and_calls_tools(portal, alice, alice_connection):
+def test_the_sdk_client_registers_signs_in_and_calls_tools(
+    portal, alice, alice_connection, staff, client
+):
     storage = Memory()
     person = Person(portal, "alice")
 
@@ -108,10 +110,10 @@ def test_the_sdk_client_registers_signs_in_and_calls_tools(portal, alice, alice_
     assert whoami.structured_content["api_key"] is None
 
     # Registered dynamically, approved once; its token is stored only as a checksum.
-    client = Application.objects.get()
-    assert client.registration_source == "dcr" and client.client_type == "public"
+    registered = Application.objects.get()
+    assert registered.registration_source == "dcr" and registered.client_type == "public"
     app = ConnectedApp.objects.get()
-    assert app.client == client and app.connection == alice_connection and app.read_only
+    assert app.client == registered and app.connection == alice_connection and app.read_only
     assert app.last_used_at is not None
     token = AccessToken.objects.exclude(scope="oauth2_provider:registration").get()
     assert token.token == "" and len(token.token_checksum) == 64
@@ -123,6 +125,9 @@ def test_the_sdk_client_registers_signs_in_and_calls_tools(portal, alice, alice_
         time.sleep(0.05)
     calls = ToolCall.objects.filter(connected_app=app)
     assert {c.tool for c in calls} >= {"whoami"} and not calls.filter(api_key__isnull=False)
+    client.force_login(staff)
+    listed = client.get("/admin/mcp_gateway/toolcall/").content.decode()
+    assert "OAuth app SDK test client" in listed
     assert ApiKeyEvent.objects.filter(kind=ApiKeyEvent.Kind.APP_AUTHORIZED, connected_app=app)
 
 
