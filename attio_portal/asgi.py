@@ -8,6 +8,7 @@ import os
 
 import django
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.http import FileResponse
 
@@ -64,6 +65,8 @@ def is_mcp_path(path: str) -> bool:
 
 
 def dispatcher(mcp_app):
+    mcp_app = https_only(mcp_app)
+
     async def application(scope, receive, send) -> None:
         # The lifespan goes to the MCP app: it starts the SDK's session manager.
         if scope["type"] == "lifespan" or is_mcp_path(scope.get("path", "")):
@@ -71,6 +74,56 @@ def dispatcher(mcp_app):
         return await django_app(scope, receive, send)
 
     return application
+
+
+HTTPS_REQUIRED = (
+    b'{"error": "https_required", "error_description": "This MCP endpoint answers over '
+    b'https only. Use the https:// address of the portal."}'
+)
+
+
+def is_secure(scope) -> bool:
+    """As Django's request.is_secure(): the proxy's SECURE_PROXY_SSL_HEADER when it is
+    there, else the connection's own scheme."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        meta_name, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        wanted = meta_name.removeprefix("HTTP_").replace("_", "-").lower().encode()
+        for name, value in scope.get("headers", []):
+            if name == wanted:
+                return value.decode("latin-1").split(",")[0].strip() == secure_value
+    return scope.get("scheme") == "https"
+
+
+def https_only(app):
+    """What Django's SecurityMiddleware does for its pages, for /mcp, which goes around
+    Django: with SECURE_SSL_REDIRECT on, plain http is refused (403 saying to use https:
+    a redirect would have the client send its key or token again, in the clear), and
+    answers over https carry HSTS."""
+    hsts = b"max-age=%d" % settings.SECURE_HSTS_SECONDS
+    if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+        hsts += b"; includeSubDomains"
+    if settings.SECURE_HSTS_PRELOAD:
+        hsts += b"; preload"
+
+    async def guarded(scope, receive, send):
+        if scope["type"] != "http" or not settings.SECURE_SSL_REDIRECT:
+            return await app(scope, receive, send)
+        if not is_secure(scope):
+            headers = [(b"content-type", b"application/json")]
+            await send({"type": "http.response.start", "status": 403, "headers": headers})
+            return await send({"type": "http.response.body", "body": HTTPS_REQUIRED})
+        if not settings.SECURE_HSTS_SECONDS:
+            return await app(scope, receive, send)
+
+        async def send_with_hsts(message):
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"strict-transport-security", hsts)]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await app(scope, receive, send_with_hsts)
+
+    return guarded
 
 
 mcp_server = build_server()

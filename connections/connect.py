@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from . import attio
 from .models import AuditEvent, Connection
-from .services import client_ip, record_event
+from .services import client_ip, record_event, revoke_at_attio
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +26,10 @@ MAX_OPEN_FLOWS = 5
 
 class ConnectError(Exception):
     """A connect or reconnect attempt failed. The message is written for the user."""
+
+
+class WrongWorkspace(ConnectError):
+    """A reconnect signed in to another workspace than the one being reconnected."""
 
 
 def redirect_uri() -> str:
@@ -170,6 +174,11 @@ def _store_connection(
                 reconnect=reconnect,
                 ip=ip,
             )
+    except WrongWorkspace as e:
+        # Attio issued a token for the other workspace: it is not kept, so it is revoked.
+        with transaction.atomic():
+            revoke_at_attio(tokens.access_token, connection=None)
+        raise ConnectError(str(e)) from None
     except IntegrityError:
         # Another request connected the same workspace a moment ago.
         raise ConnectError(
@@ -185,7 +194,7 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
             raise ConnectError("That connection was disconnected meanwhile. Connect again.")
         if connection.workspace_id != identity.workspace_id:
             # Workspace pinning: the old credentials stay exactly as they were.
-            raise ConnectError(
+            raise WrongWorkspace(
                 f"You chose to reconnect “{connection.workspace_name}”, but Attio "
                 f"signed you in to “{identity.workspace_name}”. Nothing was changed; "
                 "pick the right workspace on Attio's page and try again."
@@ -209,6 +218,9 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
             "This workspace is already connected again; use that connection instead."
         )
     created = connection is None
+    replaced = None
+    if not created and connection.method == Connection.Method.OAUTH:
+        replaced = connection.access_token() if connection.access_token_sealed else None
     if created:
         connection = Connection.objects.create(
             owner=user, method=method, workspace_id=identity.workspace_id
@@ -222,6 +234,11 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
     if expires_at is None and tokens.refresh_token:
         # A refreshable token with no stated lifetime still gets refreshed on schedule.
         expires_at = now + settings.CONNECTION_DEFAULT_TOKEN_LIFETIME
+    if replaced is not None and replaced != tokens.access_token:
+        # A user who reconnects because they fear a leak must see the old token die,
+        # not merely be forgotten here: Attio revokes it, as on a disconnect. (Never an
+        # Attio API key: that one is the user's to manage in Attio.)
+        revoke_at_attio(replaced, connection=connection)
     connection.set_credentials(
         access_token=tokens.access_token,
         refresh_token=tokens.refresh_token,

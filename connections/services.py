@@ -71,17 +71,7 @@ def revoke_connection(
             return False
         now = timezone.now()
         if locked.method == Connection.Method.OAUTH and locked.access_token_sealed:
-            # Keep a sealed copy only until Attio confirms the revocation. The task
-            # queued for it holds it for a claim's length, as a sweep would, so the
-            # sweep doesn't send a second one meanwhile; if the task is lost, it does.
-            pending = PendingRevocation.objects.create(
-                connection=locked, next_attempt_at=now + settings.CONNECTION_SWEEP_CLAIM_TTL
-            )
-            pending.seal_token(locked.access_token())
-            pending.save(update_fields=["token_sealed"])
-            # Attio is called from a worker once this commits, never inside the caller's
-            # request: a slow or unreachable Attio can't hold up a disconnect.
-            transaction.on_commit(partial(queue_revoke_upstream, pending.pk), robust=True)
+            revoke_at_attio(locked.access_token(), connection=locked)
         by_owner = not as_admin and by is not None and by.pk == locked.owner_id
         locked.mark_revoked(at=now, reason=reason, by_owner=by_owner)
         locked.save()
@@ -96,6 +86,25 @@ def revoke_connection(
         )
     connection.refresh_from_db()
     return True
+
+
+def revoke_at_attio(token: str, *, connection: Connection | None) -> PendingRevocation:
+    """Have Attio revoke an OAuth token the portal no longer uses: disconnected, replaced
+    by a reconnect, or issued for a reconnect that was refused. Call inside a transaction.
+
+    A sealed copy is kept only until Attio confirms. The task queued for it holds it for
+    a claim's length, as a sweep would, so the sweep doesn't send a second one meanwhile;
+    if the task is lost, the sweep does. Attio is called from a worker once this commits,
+    never inside the caller's request: a slow or unreachable Attio can't hold it up.
+    """
+    pending = PendingRevocation.objects.create(
+        connection=connection,
+        next_attempt_at=timezone.now() + settings.CONNECTION_SWEEP_CLAIM_TTL,
+    )
+    pending.seal_token(token)
+    pending.save(update_fields=["token_sealed"])
+    transaction.on_commit(partial(queue_revoke_upstream, pending.pk), robust=True)
+    return pending
 
 
 def queue_revoke_upstream(pending_id: int) -> None:

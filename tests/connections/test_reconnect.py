@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.urls import reverse
 
-from connections.models import AuditEvent, Connection
+from connections.models import AuditEvent, Connection, PendingRevocation
 
 BANNER = "needs reconnecting."
 
@@ -218,3 +218,45 @@ def test_check_now_on_the_dashboard_records_the_users_address(client, alice, ali
     assert response.status_code == 302
     event = AuditEvent.objects.get(connection=alice_connection, kind=AuditEvent.Kind.CHECKED)
     assert (event.actor, str(event.ip_address)) == (alice, "203.0.113.9")
+
+
+def test_reconnecting_revokes_the_replaced_token_at_attio(
+    client, alice, alice_connection, fake_attio, worker
+):
+    old_token = alice_connection.access_token()
+    client.force_login(alice)
+    with worker():
+        assert reconnect(client, fake_attio, alice_connection, workspace="acme").status_code == 302
+    new_token = Connection.objects.get().access_token()
+    assert fake_attio.token_info(old_token).active is False  # a leaked copy is dead
+    assert fake_attio.token_info(new_token).active is True
+    assert not PendingRevocation.objects.exists()  # Attio confirmed: no copy kept
+
+
+def test_a_refused_reconnect_revokes_the_token_it_got(
+    client, alice, alice_connection, fake_attio, worker
+):
+    before = sealed_state(alice_connection)
+    globex = fake_attio.workspace("globex").id
+    client.force_login(alice)
+    with worker():
+        response = reconnect(client, fake_attio, alice_connection, workspace="globex")
+    assert response.status_code == 400
+    assert sealed_state(alice_connection) == before  # the connection is untouched
+    assert fake_attio.token_info(alice_connection.access_token()).active is True
+    # The token Attio issued for Globex was revoked, not dropped on the floor.
+    issued = [t for t in fake_attio.tokens() if t.workspace_id == globex and t.kind == "access"]
+    assert issued and not any(t.active for t in issued)
+    assert not PendingRevocation.objects.exists()
+
+
+def test_reconnecting_with_an_attio_api_key_never_revokes_it(
+    client, alice, make_connection, fake_attio, worker
+):
+    from connections.connect import connect_with_api_key
+
+    key_connection = make_connection(alice, "acme", method=Connection.Method.API_KEY)
+    key = key_connection.access_token()
+    with worker():
+        connect_with_api_key(alice, key)
+    assert fake_attio.count("revoke") == 0 and not PendingRevocation.objects.exists()
