@@ -21,6 +21,21 @@ def find_user(name: str):
     return by_email[0] if len(by_email) == 1 else None
 
 
+def sign_in_lockout_key(request, credentials: dict | None = None) -> str | None:
+    """What django-axes counts failed sign-ins against (AXES_USERNAME_CALLABLE): the
+    account the typed name resolves to, so every spelling of its email and its username
+    share one limit; for a name that resolves to no one, the name lower-cased."""
+    if credentials is not None:
+        name = credentials.get("username")
+    else:
+        name = getattr(request, "POST", {}).get("username")
+    if not name:
+        return name
+    name = name.strip()
+    user = find_user(name)
+    return user.get_username() if user is not None else name.lower()
+
+
 def deactivate_user(user, *, by, ip: str | None = None) -> int:
     """Deactivate a portal user: revoke their API keys, connected apps and connections, and
     end their sessions.

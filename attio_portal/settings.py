@@ -2,9 +2,11 @@
 
 Every variable is listed and explained in `.env.example`. With nothing set, the
 portal runs in development mode: DEBUG on, SQLite and the embedded Celery broker
-under `var/`. With DEBUG off, missing or insecure secrets stop it at start-up.
+under `var/`. With DEBUG off, missing or insecure secrets stop it at start-up; with DEBUG
+left unset, so does a host other than loopback.
 """
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -34,6 +36,30 @@ ALLOWED_HOSTS = env.list(
 # The port `make run` and `make demo` serve on (attio_portal/devserver.py).
 PORTAL_PORT = env.int("PORTAL_PORT", default=8000)
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default=f"http://127.0.0.1:{PORTAL_PORT}").rstrip("/")
+
+
+def _is_loopback(host: str | None) -> bool:
+    host = (host or "").strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# DEBUG on by default suits a laptop, and only a laptop: a portal reached by a name or
+# address other than loopback is a deployment, and a forgotten DEBUG there shows
+# tracebacks and settings to anyone and signs with the development keys. Who really
+# wants DEBUG on a LAN says so with DEBUG=true.
+if "DEBUG" not in env.ENVIRON and not all(
+    _is_loopback(host) for host in [urlsplit(PORTAL_BASE_URL).hostname, *ALLOWED_HOSTS]
+):
+    raise ImproperlyConfigured(
+        "DEBUG is not set, so it defaults to on, but PORTAL_BASE_URL or ALLOWED_HOSTS "
+        "names a host other than loopback. Set DEBUG=false for a deployment (see "
+        ".env.example), or DEBUG=true explicitly for development on a network."
+    )
 
 # AES-256-GCM keys for OAuth tokens at rest, newest first; older keys only decrypt.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or (
@@ -166,9 +192,13 @@ LOGOUT_REDIRECT_URL = "login"
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# One count per account, whichever spelling of its email or its username is typed.
+AXES_USERNAME_CALLABLE = "attio_portal.accounts.sign_in_lockout_key"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
+# Password reset emails asked for per hour, per client address and per email address.
+PASSWORD_RESETS_PER_HOUR = env.int("PASSWORD_RESETS_PER_HOUR", default=5)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
@@ -259,6 +289,8 @@ MCP_RATE_LIMIT_PER_MINUTE = env.int("MCP_RATE_LIMIT_PER_MINUTE", default=300)
 MCP_AUTH_FAILURES_PER_MINUTE = env.int("MCP_AUTH_FAILURES_PER_MINUTE", default=30)
 # Largest MCP request body accepted, in bytes.
 MCP_MAX_REQUEST_BYTES = env.int("MCP_MAX_REQUEST_BYTES", default=1024 * 1024)
+# Seconds a client has to send an MCP request's body before /mcp answers 408.
+MCP_BODY_TIMEOUT_SECONDS = env.float("MCP_BODY_TIMEOUT_SECONDS", default=30.0)
 
 # The portal is the OAuth 2.1 authorization server of its own MCP endpoint, for clients
 # that cannot take a pasted API key (Claude.ai, Claude Desktop, ChatGPT): see

@@ -28,6 +28,7 @@ urlpatterns = [
         ),
         name="login",
     ),
+    path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("connections/", include("connections.urls")),

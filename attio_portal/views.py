@@ -1,15 +1,23 @@
 """The portal's own pages: the dashboard, where both apps meet, and the health check."""
 
+import hashlib
+import logging
+
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import JsonResponse
+from django.core.cache import cache
+from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from connections.models import Connection
+from connections.services import client_ip
 
 from . import health
+
+log = logging.getLogger(__name__)
 
 
 @never_cache
@@ -55,3 +63,31 @@ def dashboard(request):
             "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
         },
     )
+
+
+def _count_this_hour(bucket: str) -> int:
+    """Add one to an hourly counter in the cache and return it (the DCR throttle's way)."""
+    cache.add(bucket, 0, timeout=3600)
+    try:
+        return cache.incr(bucket)
+    except ValueError:  # evicted between the two calls: counting starts again
+        cache.add(bucket, 1, timeout=3600)
+        return 1
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset request, limited per client address and per email address, so the
+    form cannot be used to flood an inbox or to send mail in bulk. Past the limit the
+    answer is the same "if an account exists, we sent an email" page, and no mail goes."""
+
+    def form_valid(self, form):
+        # Hashed: a cache key stays short and the cache holds no addresses.
+        email = hashlib.sha256(form.cleaned_data["email"].strip().lower().encode()).hexdigest()
+        counts = [
+            _count_this_hour(f"password-reset:ip:{client_ip(self.request)}"),
+            _count_this_hour(f"password-reset:email:{email}"),
+        ]
+        if max(counts) > settings.PASSWORD_RESETS_PER_HOUR:
+            log.warning("Password reset request throttled (address %s)", client_ip(self.request))
+            return HttpResponseRedirect(self.get_success_url())
+        return super().form_valid(form)

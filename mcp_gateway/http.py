@@ -1,14 +1,16 @@
 """The portal's HTTP checks around the SDK's /mcp app, before any key is checked.
 
-In the order a request meets them: repeated authentication failures (429), a query string
-(400: keys go in the Authorization header), GET (405: no event stream in stateless JSON
-mode). Then the SDK's app verifies the key (auth.py): a refused key's 401 says why when
+In the order a request meets them: too many headers (431), more than one Authorization
+header (400), repeated authentication failures from its client address (429), a query
+string (400: keys go in the Authorization header), GET (405: no event stream in stateless
+JSON mode). Then the SDK's app verifies the key (auth.py): a refused key's 401 says why when
 its holder may be told, and a key the database could not check is answered 503
 (`server_error`). The body size limit is the SDK's own (server.build_app passes
 MCP_MAX_REQUEST_BYTES), applied after the key check, so a request without a good key
 gets its 401 whatever its size.
 """
 
+import asyncio
 import json
 import logging
 import re
@@ -24,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 def guarded(app):
     """`app` (the SDK's ASGI app for /mcp and its metadata) with the portal's checks."""
-    # Failed authentications per client address and per key id, in this worker.
+    # Failed authentications per client address, in this worker.
     failures = RateLimiter()
 
     async def gateway(scope, receive, send):
@@ -32,11 +34,17 @@ def guarded(app):
         if scope["type"] == "http":
             on_endpoint = scope["path"].startswith("/mcp")
             if on_endpoint:
-                buckets = failure_buckets(scope)
-                limit = settings.MCP_AUTH_FAILURES_PER_MINUTE
-                if any(failures.exceeded(bucket, limit) for bucket in buckets):
+                headers = scope.get("headers", [])
+                if len(headers) > MAX_HEADERS:
+                    return await respond(send, 431, TOO_MANY_HEADERS)
+                # The SDK reads the first Authorization header only; with several, what it
+                # checks and what a reader (or a proxy) sees could differ, so none is read.
+                if sum(name == b"authorization" for name, _ in headers) > 1:
+                    return await respond(send, 400, SEVERAL_AUTHORIZATIONS)
+                bucket = failure_bucket(scope)
+                if failures.exceeded(bucket, settings.MCP_AUTH_FAILURES_PER_MINUTE):
                     return await respond(send, 429, TOO_MANY_FAILURES, retry_after=b"60")
-                send = watch_unauthorized(send, lambda: failures.record_all(buckets), refusal)
+                send = watch_unauthorized(send, lambda: failures.record(bucket), refusal)
             # Keys belong in the Authorization header: a key in a URL ends up in logs
             # and browser history, so a query string is refused outright.
             if on_endpoint and scope.get("query_string"):
@@ -45,6 +53,10 @@ def guarded(app):
             # answer to such a GET is 405 (an SSE stream here would just hang).
             if on_endpoint and scope["method"] == "GET":
                 return await respond(send, 405, METHOD_REFUSED, allow=b"POST")
+            if on_endpoint and scope["method"] == "POST":
+                receive = await body_within_deadline(receive)
+                if receive is None:
+                    return await respond(send, 408, BODY_TOO_SLOW)
         token = auth.refusal.set(refusal)
         try:
             await app(scope, receive, send)
@@ -57,9 +69,56 @@ def guarded(app):
     return gateway
 
 
+async def body_within_deadline(receive):
+    """The request body read within MCP_BODY_TIMEOUT_SECONDS, handed on as `receive`
+    would; None if it did not come in time. uvicorn waits for a body forever, so a client
+    that sends it a byte at a time (or never) would hold a connection and its memory for
+    as long as it likes. At most MCP_MAX_REQUEST_BYTES + 1 bytes are read here: the SDK
+    refuses a larger body itself, after the key check."""
+    messages = []
+    size = 0
+    try:
+        async with asyncio.timeout(settings.MCP_BODY_TIMEOUT_SECONDS):
+            while True:
+                message = await receive()
+                messages.append(message)
+                size += len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    break
+                if size > settings.MCP_MAX_REQUEST_BYTES:
+                    break
+    except TimeoutError:
+        return None
+    buffered = iter(messages)
+
+    async def replay():
+        return next(buffered, None) or await receive()
+
+    return replay
+
+
 TOO_MANY_FAILURES = (
     b'{"error": "too_many_failures", "error_description": "Too many requests with a '
     b'missing or wrong API key or token; wait a minute before trying again."}'
+)
+
+# Far more than any MCP client sends (a dozen or so). Every check of a header here and in
+# the SDK walks the whole list, so its length is capped before any of them.
+MAX_HEADERS = 100
+
+TOO_MANY_HEADERS = (
+    b'{"error": "invalid_request", "error_description": "Too many request headers; '
+    b'/mcp accepts at most 100."}'
+)
+
+SEVERAL_AUTHORIZATIONS = (
+    b'{"error": "invalid_request", "error_description": "Send one Authorization header '
+    b'(Bearer and the API key or token); this request has more than one."}'
+)
+
+BODY_TOO_SLOW = (
+    b'{"error": "request_timeout", "error_description": "The request body did not arrive '
+    b'in time."}'
 )
 
 QUERY_REFUSED = (
@@ -77,6 +136,9 @@ async def respond(
     send, status: int, body: bytes, *, allow: bytes | None = None, retry_after: bytes | None = None
 ) -> None:
     headers = [(b"content-type", b"application/json")]
+    if status == 408:
+        # The rest of the body may still trickle in: the connection can't be reused.
+        headers.append((b"connection", b"close"))
     if allow:
         headers.append((b"allow", allow))
     if retry_after:
@@ -85,18 +147,17 @@ async def respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def failure_buckets(scope) -> list[str]:
-    """The limiter buckets a request's authentication failures count in: the client address and,
-    for a well-formed key, its public id (so guessing one key's secret is slowed down
-    from any number of addresses)."""
-    buckets = [f"ip:{(scope.get('client') or ('?',))[0]}"]
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            presented = value.decode("latin-1").removeprefix("Bearer ").strip()
-            public_id = auth.public_id_of(presented)
-            if public_id:
-                buckets.append(f"key:{public_id}")
-    return buckets
+def failure_bucket(scope) -> str:
+    """The limiter bucket a request's authentication failures count in: its client address.
+
+    Failures are not counted per key id as well. A key's public id is not a secret (the
+    dashboard, the admin and whoami show it, and anyone can compute a matching checksum),
+    so a count per id let anyone keep someone else's key at 429 with forged requests,
+    from any address. What that count slowed down, guessing one key's secret from many
+    addresses, is hopeless anyway: a secret is 43 random base62 characters (~256 bits).
+    Nor does this read the token (its scheme, its id): only the SDK and auth.py parse it.
+    """
+    return f"ip:{(scope.get('client') or ('?',))[0]}"
 
 
 def watch_unauthorized(send, on_failure, refusal: auth.Refusal):

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -103,45 +103,60 @@ def storable(text: str, limit: int) -> str:
 
 
 class RateLimiter:
-    """Events per bucket per minute, a sliding window kept in this worker process.
+    """Events per bucket in the last minute (a sliding window), counted in this worker
+    process only: each web worker process keeps its own counts, so with N workers a
+    client may get up to N times the limit.
 
-    A bucket is what is counted: an API key's row id for tool calls (policy), a client
-    address or a key's public id for authentication failures (http.py)."""
+    A bucket is what is counted: an API key's or connected app's bucket for tool calls
+    (policy), a client address for authentication failures (http.py).
 
-    # Past this many buckets, windows with nothing in the last minute are dropped.
+    At most MAX_BUCKETS windows are kept, in the order they were last recorded in; past
+    that the least recently recorded one is dropped, so memory stays bounded and a
+    request costs O(1) amortised. (Scanning every window for stale ones once past the cap
+    cost ~7 ms per failed request at 20-50k addresses: bench/limiter.py.) A dropped
+    window is one nothing was recorded in while MAX_BUCKETS others were, so a client that
+    starts afresh that way had as many addresses, keys or apps to spend anyway.
+    """
+
     MAX_BUCKETS = 10_000
 
     def __init__(self) -> None:
-        self.calls: dict[int | str, deque[float]] = defaultdict(deque)
+        self.windows: OrderedDict[int | str, deque[float]] = OrderedDict()
 
-    def _window(self, bucket: int | str, now: float) -> deque[float]:
-        window = self.calls[bucket]
-        while window and window[0] <= now - 60:
-            window.popleft()
+    def _recent(self, bucket: int | str, now: float) -> deque[float] | None:
+        """The bucket's window without the events older than a minute; None if it has none."""
+        window = self.windows.get(bucket)
+        if window is not None:
+            while window and window[0] <= now - 60:
+                window.popleft()
         return window
 
     def retry_after(self, bucket: int | str, limit: int) -> float | None:
         """None if the call may go ahead (and counts it), else the seconds until it may."""
         now = time.monotonic()
-        window = self._window(bucket, now)
-        if len(window) >= limit:
+        window = self._recent(bucket, now)
+        if window is not None and len(window) >= limit:
             return 60 - (now - window[0])
-        self.record(bucket)
+        self._record(bucket, now)
         return None
 
     def exceeded(self, bucket: int | str, limit: int) -> bool:
-        return len(self._window(bucket, time.monotonic())) >= limit
+        """Whether `limit` events were recorded in the last minute; records nothing."""
+        window = self._recent(bucket, time.monotonic())
+        return window is not None and len(window) >= limit
 
     def record(self, bucket: int | str) -> None:
-        now = time.monotonic()
-        if len(self.calls) > self.MAX_BUCKETS:
-            for stale in [k for k, w in self.calls.items() if not w or w[-1] <= now - 60]:
-                del self.calls[stale]
-        self.calls[bucket].append(now)
+        self._record(bucket, time.monotonic())
 
-    def record_all(self, buckets: list[int | str]) -> None:
-        for bucket in buckets:
-            self.record(bucket)
+    def _record(self, bucket: int | str, now: float) -> None:
+        window = self._recent(bucket, now)
+        if window is None:
+            window = self.windows[bucket] = deque()
+            if len(self.windows) > self.MAX_BUCKETS:
+                self.windows.popitem(last=False)
+        else:
+            self.windows.move_to_end(bucket)
+        window.append(now)
 
 
 rate_limiter = RateLimiter()

@@ -97,3 +97,43 @@ def test_development_needs_no_configuration():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+LOOPBACK_ENV = {
+    "DEBUG": None,
+    "SECRET_KEY": None,
+    "FIELD_ENCRYPTION_KEYS": None,
+    "API_KEY_HMAC_SECRET": None,
+    "ALLOWED_HOSTS": "127.0.0.1,localhost,[::1]",
+    "PORTAL_BASE_URL": "http://127.0.0.1:8000",
+}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"PORTAL_BASE_URL": "https://portal.example.com"},
+        {"ALLOWED_HOSTS": "127.0.0.1,portal.example.com"},
+        {"ALLOWED_HOSTS": "*"},
+        {"PORTAL_BASE_URL": "http://192.168.1.20:8000", "ALLOWED_HOSTS": "192.168.1.20"},
+    ],
+)
+def test_debug_left_unset_refuses_a_host_other_than_loopback(overrides):
+    result = run_django(["check"], {**LOOPBACK_ENV, **overrides})
+    assert result.returncode != 0
+    assert "DEBUG is not set" in result.stderr
+    assert "Set DEBUG=false" in result.stderr
+
+
+def test_debug_set_explicitly_may_serve_a_network():
+    """Development on a LAN: whoever wants DEBUG there says so."""
+    overrides = {"PORTAL_BASE_URL": "http://192.168.1.20:8000", "ALLOWED_HOSTS": "192.168.1.20"}
+    result = run_django(["check"], {**LOOPBACK_ENV, **overrides, "DEBUG": "true"})
+    assert result.returncode == 0, result.stderr
+
+
+def test_debug_left_unset_on_loopback_starts():
+    result = run_django(
+        ["check"], {**LOOPBACK_ENV, "ALLOWED_HOSTS": "localhost,.localhost,127.0.0.2"}
+    )
+    assert result.returncode == 0, result.stderr

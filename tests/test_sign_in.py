@@ -56,6 +56,25 @@ def test_repeated_failures_lock_the_account_even_with_the_right_password(client,
     assert client.get(reverse("dashboard")).status_code == 302
 
 
+def test_failures_count_against_the_account_whatever_its_spelling(client, make_user, settings):
+    make_user("alice", email="alice@example.com")
+    spellings = ["Alice@Example.com", "alice@example.com", "ALICE@EXAMPLE.COM", "alice"]
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, spellings[i % len(spellings)], "wrong password", ip=f"10.0.4.{i}")
+    for name in ["alice", " Alice@example.COM "]:
+        response = sign_in(client, name, PASSWORD, ip="10.0.5.1")
+        assert response.status_code == 429
+    assert client.get(reverse("dashboard")).status_code == 302
+
+
+def test_failures_for_an_unknown_name_count_once_whatever_its_case(client, db, settings):
+    spellings = ["Ghost@Example.com", "ghost@example.com", "GHOST@EXAMPLE.COM"]
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, spellings[i % len(spellings)], "wrong password", ip=f"10.0.6.{i}")
+    response = sign_in(client, "gHoSt@example.com", "wrong password", ip="10.0.7.1")
+    assert response.status_code == 429
+
+
 def test_repeated_failures_from_one_address_lock_that_address(client, charlie, make_user, settings):
     dana = make_user("dana")
     for i in range(settings.AXES_FAILURE_LIMIT):
