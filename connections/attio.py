@@ -1,7 +1,8 @@
 """The only module that speaks HTTP to Attio: OAuth token calls and REST calls.
 
 Functions take a token and return plain data. Failures raise AttioError, which says
-whether retrying can help (`permanent`) and never carries a token or a raw body.
+whether retrying can help (`permanent`) and never carries a token or a raw body: Attio's
+error text is kept only after `redact` has removed the call's secrets from it.
 
 Its length is on purpose: it is the project's one transport module for Attio, so "how
 does the portal call Attio?" has one answer. Most of it is one short function per
@@ -10,13 +11,16 @@ shares; split by area, those would end up imported back from a common module any
 """
 
 import asyncio
+import base64
 import contextvars
 import email.utils
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from functools import partial
+from urllib.parse import quote, quote_plus
 
 import httpx
 import httpx2
@@ -111,8 +115,93 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - timezone.now()).total_seconds())
 
 
-def error_from_response(response) -> AttioError:
-    """Turn an error response (httpx or httpx2) into an AttioError."""
+# --- Keeping secrets out of Attio's error text ------------------------------------------
+
+# Attio's error text is kept (tool errors, Connection.last_error_message, the dashboard,
+# the reconnect email, logs), so an upstream that echoes what it was sent must not make
+# the portal repeat a token. Each call's own secrets are removed in every encoding we
+# can list; the patterns below catch credentials of other shapes.
+REDACTED = "[redacted]"
+# A run this long of a secret (or of one of its encodings) is removed wherever it
+# appears, so a token cut short, split or embedded in a longer string is still caught.
+SECRET_RUN = 8
+# How much upstream text is looked at; the kept message is cut shorter afterwards.
+SCANNED_CHARACTERS = 2000
+CREDENTIAL_SHAPES = [
+    # An Authorization header value, or one echoed in prose (not "Bearer token").
+    re.compile(r"\b(?:Bearer|Basic)\s+[\w.~+/=-]{8,}", re.IGNORECASE),
+    # A JSON Web Token: base64url header (always "eyJ"), payload and signature.
+    re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"),
+    # API-key shapes: sk_live_..., pk_test_..., attio_..., ghp_..., xoxb-...
+    re.compile(r"\b(?:sk|pk|rk|attio|ghp|gho|xox[abprs])[_-][\w-]{8,}", re.IGNORECASE),
+    # "access_token=...", "client_secret: ..." and friends.
+    re.compile(
+        r"\b((?:access|refresh|id)_token|client_secret|api_key|password|secret|code_verifier)"
+        r"(\"?\s*[=:]\s*\"?)[^\s\"&,;]+",
+        re.IGNORECASE,
+    ),
+]
+LONG_RUN = re.compile(r"[A-Za-z0-9+/_=%-]{24,}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
+
+
+def secret_forms(secret: str) -> list[str]:
+    """The ways a secret we sent may come back: as is, URL-encoded, and base64 of any
+    text containing it (each of base64's three alignments, standard and URL-safe)."""
+    forms = [secret, quote(secret, safe=""), quote_plus(secret)]
+    for pad in ("", "x", "xx"):
+        encoded = base64.b64encode((pad + secret).encode()).decode().rstrip("=")
+        # Drop the characters the padding (or the text before the secret) decides.
+        encoded = encoded[len(pad) + 1 if pad else 0 :]
+        forms += [encoded, encoded.replace("+", "-").replace("/", "_")]
+    lower_hex = [re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), form) for form in forms]
+    return forms + [form for form in lower_hex if form not in forms]
+
+
+def looks_like_a_credential(run: str) -> bool:
+    """A long run of letters and digits that no Attio message needs: not a UUID (records
+    are named by them) and not a slug (lower-case words, maybe a number)."""
+    run = UUID.sub("", run)  # "rec_<uuid>" is still only an id
+    if len(run) < 24 or not (re.search(r"\d", run) and re.search(r"[A-Za-z]", run)):
+        return False
+    mixed_case = re.search(r"[a-z]", run) and re.search(r"[A-Z]", run)
+    return bool(mixed_case or len(run) >= 40)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """`text` without the given secrets (in the encodings above) or credential shapes."""
+    text = text[:SCANNED_CHARACTERS]
+    runs = set()
+    for secret in secrets:
+        if secret and len(secret) >= SECRET_RUN:
+            for form in secret_forms(secret):
+                runs.update(form[i : i + SECRET_RUN] for i in range(len(form) - SECRET_RUN + 1))
+    hidden = [False] * len(text)
+    for i in range(len(text) - SECRET_RUN + 1):
+        if text[i : i + SECRET_RUN] in runs:
+            hidden[i : i + SECRET_RUN] = [True] * SECRET_RUN
+    text = "".join(
+        REDACTED if hide and (i == 0 or not hidden[i - 1]) else "" if hide else character
+        for i, (character, hide) in enumerate(zip(text, hidden, strict=True))
+    )
+    for shape in CREDENTIAL_SHAPES:
+        text = shape.sub(_keep_the_name, text)
+    return LONG_RUN.sub(lambda m: REDACTED if looks_like_a_credential(m[0]) else m[0], text)
+
+
+def _keep_the_name(match: re.Match) -> str:
+    # "Bearer [redacted]" and "access_token=[redacted]" still say what was there.
+    if match.lastindex:
+        return f"{match[1]}{match[2]}{REDACTED}"
+    return f"{match[0].split()[0]} {REDACTED}" if " " in match[0] else REDACTED
+
+
+def error_from_response(response, secrets: Iterable[str | None] = ()) -> AttioError:
+    """Turn an error response (httpx or httpx2) into an AttioError.
+
+    `secrets` are what the request carried (its token, a client secret, a code): Attio's
+    text is kept only with them, and anything shaped like a credential, taken out.
+    """
     status = response.status_code
     code = ""
     message = ""
@@ -123,8 +212,8 @@ def error_from_response(response) -> AttioError:
     if isinstance(body, dict):
         # REST errors: {"status_code", "type", "code", "message"}; OAuth errors:
         # {"error", "error_description"}.
-        code = str(body.get("code") or body.get("error") or "")[:64]
-        message = str(body.get("message") or body.get("error_description") or "")
+        code = redact(str(body.get("code") or body.get("error") or ""), secrets)[:64]
+        message = redact(str(body.get("message") or body.get("error_description") or ""), secrets)
     message = message[:300] or f"Attio answered HTTP {status}"
     if status == 429:
         return AttioError(
@@ -144,13 +233,13 @@ def transport_error(exc: Exception) -> AttioError:
     return AttioError(f"Attio {kind}", code=type(exc).__name__)
 
 
-def _check_token_response(response) -> None:
+def _check_token_response(response, *, secrets: Iterable[str | None]) -> None:
     # authlib parses any body as a token answer; stop rate limits, server errors and
     # non-JSON answers here so they arrive as AttioError with their status.
     if response.status_code < 400:
         return
     response.read()
-    error = error_from_response(response)
+    error = error_from_response(response, secrets)
     if response.status_code >= 500 or response.status_code == 429 or not error.code:
         raise error
 
@@ -181,7 +270,11 @@ def _oauth_transport():
     return _oauth_pool
 
 
-def _oauth_client(redirect_uri: str | None = None) -> OAuth2Client:
+def _oauth_client(
+    redirect_uri: str | None = None, *, secrets: Iterable[str | None] = ()
+) -> OAuth2Client:
+    """A client for one token call; `secrets` are the grant's, kept out of its errors."""
+    secrets = (settings.ATTIO_CLIENT_SECRET, *secrets)
     return OAuth2Client(
         verify=ssl_context(),
         client_id=settings.ATTIO_CLIENT_ID,
@@ -193,7 +286,7 @@ def _oauth_client(redirect_uri: str | None = None) -> OAuth2Client:
         timeout=TIMEOUT.read,
         transport=_oauth_transport(),
         headers={"User-Agent": USER_AGENT},
-        event_hooks={"response": [_check_token_response]},
+        event_hooks={"response": [partial(_check_token_response, secrets=secrets)]},
     )
 
 
@@ -214,13 +307,15 @@ def _token_set(token: dict) -> TokenSet:
     )
 
 
-def _call_token_endpoint(call) -> dict:
+def _call_token_endpoint(call, secrets: Iterable[str | None]) -> dict:
+    secrets = (settings.ATTIO_CLIENT_SECRET, *secrets)
     try:
         return call()
     except OAuthError as e:
-        code = (e.error or "")[:64]
+        code = redact(e.error or "", secrets)[:64]
+        description = redact(e.description or "", secrets)
         raise AttioError(
-            (e.description or code or "Attio refused the token request")[:300],
+            (description or code or "Attio refused the token request")[:300],
             status=400,
             code=code,
             permanent=code in PERMANENT_OAUTH_ERRORS,
@@ -262,14 +357,16 @@ def exchange_code(*, code: str, code_verifier: str, redirect_uri: str) -> TokenS
 
     https://docs.attio.com/docs/oauth/token
     """
-    client = _oauth_client(redirect_uri)
+    secrets = (code, code_verifier)
+    client = _oauth_client(redirect_uri, secrets=secrets)
     token = _call_token_endpoint(
         lambda: client.fetch_token(
             settings.ATTIO_TOKEN_URL,
             grant_type="authorization_code",
             code=code,
             code_verifier=code_verifier,
-        )
+        ),
+        secrets,
     )
     return _token_set(token)
 
@@ -279,9 +376,10 @@ def refresh_access_token(refresh_token: str) -> TokenSet:
 
     https://docs.attio.com/docs/oauth/token
     """
-    client = _oauth_client()
+    client = _oauth_client(secrets=[refresh_token])
     token = _call_token_endpoint(
-        lambda: client.refresh_token(settings.ATTIO_TOKEN_URL, refresh_token=refresh_token)
+        lambda: client.refresh_token(settings.ATTIO_TOKEN_URL, refresh_token=refresh_token),
+        [refresh_token],
     )
     return _token_set(token)
 
@@ -292,13 +390,15 @@ def revoke_token(token: str) -> None:
     https://docs.attio.com/docs/oauth/revoke
     """
     try:
-        response = _oauth_client().revoke_token(settings.ATTIO_REVOKE_URL, token=token)
+        response = _oauth_client(secrets=[token]).revoke_token(
+            settings.ATTIO_REVOKE_URL, token=token
+        )
     except Exception as e:
         if type(e).__module__.startswith(("httpx", "httpcore")):
             raise transport_error(e) from None
         raise
     if response.status_code >= 400:
-        raise error_from_response(response)
+        raise error_from_response(response, [token, settings.ATTIO_CLIENT_SECRET])
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -321,7 +421,7 @@ def _rest(method: str, path: str, token: str, **kwargs) -> dict:
             if attempt == attempts or isinstance(e, httpx.TimeoutException):
                 raise transport_error(e) from None
     if response.status_code >= 400:
-        raise error_from_response(response)
+        raise error_from_response(response, [token])
     return json_object(response)
 
 
@@ -409,7 +509,21 @@ answer_observer: contextvars.ContextVar[Callable[[int], None] | None] = contextv
 
 
 def path(template: str, *parts: str) -> str:
-    """Fill a path template, quoting each part so no argument can leave the path."""
+    """Fill a path template, quoting each part so no argument can leave the path.
+
+    Quoting leaves "." and ".." as they are, and httpx collapses them ("/v2/objects/../
+    lists" is "/v2/lists"), so a part that is one is refused: slugs reach here from
+    Attio's own answers as well as from the tools' checked arguments. The error is a 400
+    AttioError, which the tools already turn into "check the arguments".
+    """
+    for part in parts:
+        if str(part) in (".", ".."):
+            raise AttioError(
+                f"“{part}” cannot be a segment of an Attio path",
+                status=400,
+                code="invalid_path_segment",
+                permanent=True,
+            )
     return template.format(*(quote(str(p), safe="") for p in parts))
 
 
@@ -450,7 +564,7 @@ async def arequest(
         if observe is not None:
             observe(response.status_code)
         if response.status_code == 429:
-            error = error_from_response(response)
+            error = error_from_response(response, [token])
             wait = error.retry_after if error.retry_after is not None else 1.0
             if waited + wait <= RATE_LIMIT_WAIT_BUDGET:
                 waited += wait
@@ -461,7 +575,7 @@ async def arequest(
             await asyncio.sleep(0.2 * attempt)
             continue
         if response.status_code >= 400:
-            raise error_from_response(response)
+            raise error_from_response(response, [token])
         if response.status_code == 204 or not response.content:
             return {}
         return json_object(response)

@@ -384,8 +384,11 @@ def notify_needs_reconnect(connection_id: int) -> bool:
                 "connection": connection,
                 "dashboard_url": settings.PORTAL_BASE_URL + reverse("dashboard"),
             }
+            subject = render_to_string("connections/email/needs_reconnect_subject.txt", context)
             send_mail(
-                render_to_string("connections/email/needs_reconnect_subject.txt", context).strip(),
+                # The workspace name is Attio's and may hold a line break, which a header
+                # cannot (Django refuses to send it): every run of whitespace is one space.
+                " ".join(subject.split()),
                 render_to_string("connections/email/needs_reconnect.txt", context),
                 None,
                 [connection.owner.email],

@@ -117,8 +117,7 @@ SEVERAL_AUTHORIZATIONS = (
 )
 
 BODY_TOO_SLOW = (
-    b'{"error": "request_timeout", "error_description": "The request body did not arrive '
-    b'in time."}'
+    b'{"error": "request_timeout", "error_description": "The request body did not arrive in time."}'
 )
 
 QUERY_REFUSED = (

@@ -176,24 +176,26 @@ async def call_attio(
 # --- Helpful errors for unknown attribute slugs ---------------------------------------------
 
 UNKNOWN_ATTRIBUTE = re.compile(r'Cannot find attribute with slug/ID "[^"]*"')
-# Attribute slugs per workspace: {workspace_id: {(target, identifier): (expires, slugs)}}.
-# Keyed by the workspace alone, so one workspace's schema never answers for another's.
-ATTRIBUTE_SLUGS: dict[str, dict[tuple[str, str], tuple[float, list[str]]]] = {}
+# Attribute slugs per connection: {connection_id: {(target, identifier): (expires, slugs)}}.
+# Per connection, not per workspace: two connections to one workspace may see different
+# attributes (their scopes differ), and one workspace's schema never answers for another's.
+ATTRIBUTE_SLUGS: dict[int, dict[tuple[str, str], tuple[float, list[str]]]] = {}
 ATTRIBUTE_SLUGS_SECONDS = 60.0
 
 
-def remember_slugs(workspace_id: str, target: str, identifier: str, slugs: list[str]) -> None:
+def remember_slugs(connection_id: int, target: str, identifier: str, slugs: list[str]) -> None:
     now = time.monotonic()
-    cache = ATTRIBUTE_SLUGS.setdefault(workspace_id, {})
+    cache = ATTRIBUTE_SLUGS.setdefault(connection_id, {})
     for key in [k for k, (expires, _) in cache.items() if expires <= now]:
         del cache[key]
     cache[(target, identifier)] = (now + ATTRIBUTE_SLUGS_SECONDS, slugs)
 
 
 async def known_slugs(caller: Caller, token: str, target: str, identifier: str) -> list[str]:
-    """The attribute slugs of an object or list (cached briefly per workspace); [] if unknown."""
-    workspace_id = caller.connection.workspace_id
-    cached = ATTRIBUTE_SLUGS.get(workspace_id, {}).get((target, identifier))
+    """The attribute slugs of an object or list (cached briefly per connection); [] if
+    unknown."""
+    connection_id = caller.connection.pk
+    cached = ATTRIBUTE_SLUGS.get(connection_id, {}).get((target, identifier))
     if cached and cached[0] > time.monotonic():
         return cached[1]
     failed_status = caller.outcome.attio_status
@@ -205,7 +207,7 @@ async def known_slugs(caller: Caller, token: str, target: str, identifier: str) 
         # The audit keeps the status of the call that failed, not of this look-up.
         caller.outcome.attio_status = failed_status
     slugs = sorted(str(a.get("api_slug")) for a in attributes if a.get("api_slug"))
-    remember_slugs(workspace_id, target, identifier, slugs)
+    remember_slugs(connection_id, target, identifier, slugs)
     return slugs
 
 

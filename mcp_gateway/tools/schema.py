@@ -176,7 +176,7 @@ async def list_attributes(
     raw = await call_attio(caller, attio.alist_attributes, target, identifier)
     attributes = [attribute_info(a) for a in raw]
     remember_slugs(
-        caller.connection.workspace_id,
+        caller.connection.pk,
         target,
         identifier,
         sorted(a.api_slug for a in attributes),

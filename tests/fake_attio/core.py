@@ -552,7 +552,8 @@ class FakeAttio:
         ``server_hang_seconds``) and any other exception drops the connection
         mid-response (the client sees ``httpx.RemoteProtocolError``). Otherwise the
         call answers ``status`` with ``body`` (dict -> JSON, str/bytes -> as is;
-        default: an Attio- or OAuth-shaped error). A 429 without a Retry-After
+        default: an Attio- or OAuth-shaped error; a callable is given the request and
+        returns the body, for a hostile Attio that echoes it). A 429 without a Retry-After
         header gets one, as an HTTP date one second ahead.
         """
         fault = _Fault(times, status, body, dict(headers or {}), exception)
@@ -966,6 +967,8 @@ class FakeAttio:
         if fault.status == 429 and not any(k.lower() == "retry-after" for k in headers):
             headers["Retry-After"] = formatdate(self.now() + 1, usegmt=True)
         body = fault.body
+        if callable(body):
+            body = body(ctx.request)
         if body is None:
             default = self._default_error(ctx, fault.status)
             default.headers.update(headers)

@@ -3,7 +3,7 @@ Attio receives, and how they answer mistakes."""
 
 import pytest
 
-from mcp_gateway.models import ToolCall
+from mcp_gateway.models import ApiKey, ToolCall
 from mcp_gateway.tools import _call
 from tests.mcp_gateway.conftest import tool_text
 
@@ -352,33 +352,34 @@ def test_unknown_list_attribute_lists_the_list_slugs(call_tool, key, acme):
     )
 
 
-def test_attribute_slugs_are_cached_per_workspace(run_tools, key, fake_attio, acme):
+def test_attribute_slugs_are_cached_per_connection(run_tools, key, fake_attio, acme):
     bad = {"object": "people", "values": {"nmae": "Ada"}}
     first, second = run_tools(key, ("create_record", bad), ("create_record", bad))
 
     assert PEOPLE_SLUGS in tool_text(first)
     assert PEOPLE_SLUGS in tool_text(second)
     assert fake_attio.count("attributes.list") == 1
-    assert set(_call.ATTRIBUTE_SLUGS) == {acme.workspace_id}
+    assert set(_call.ATTRIBUTE_SLUGS) == {ApiKey.objects.get().connection_id}
 
 
-def test_slug_cache_of_one_workspace_never_answers_for_another(
-    call_tool, key, fake_attio, make_user, make_connection, make_key
+def test_slug_cache_of_one_connection_never_answers_for_another(
+    call_tool, key, fake_attio, make_user, make_connection
 ):
-    # Globex's "people" gets a custom attribute Acme's does not have.
-    ws = fake_attio.workspace("globex")
-    _call.remember_slugs(ws.id, "objects", "people", ["only_in_globex"])
+    # Another user's connection to the same workspace sees an attribute this one does
+    # not (its scopes may differ): its cached slugs are not offered here.
+    other = make_connection(make_user("dora"), "acme")
+    _call.remember_slugs(other.pk, "objects", "people", ["only_for_dora"])
 
     result = call_tool(key, "create_record", {"object": "people", "values": {"nmae": "Ada"}})
 
     assert PEOPLE_SLUGS in tool_text(result)
-    assert "only_in_globex" not in tool_text(result)
+    assert "only_for_dora" not in tool_text(result)
     assert fake_attio.count("attributes.list") == 1
 
 
 def test_slug_cache_expires(call_tool, key, fake_attio, acme, monkeypatch):
     monkeypatch.setattr(_call, "ATTRIBUTE_SLUGS_SECONDS", 0.0)
-    _call.remember_slugs(acme.workspace_id, "objects", "people", ["stale"])
+    _call.remember_slugs(ApiKey.objects.get().connection_id, "objects", "people", ["stale"])
 
     result = call_tool(key, "create_record", {"object": "people", "values": {"nmae": "Ada"}})
 
