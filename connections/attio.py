@@ -134,14 +134,21 @@ CREDENTIAL_SHAPES = [
     re.compile(r"\beyJ[\w-]*\.[\w-]+\.[\w-]*"),
     # API-key shapes: sk_live_..., pk_test_..., attio_..., ghp_..., xoxb-...
     re.compile(r"\b(?:sk|pk|rk|attio|ghp|gho|xox[abprs])[_-][\w-]{8,}", re.IGNORECASE),
-    # "access_token=...", "client_secret: ..." and friends.
+    # "access_token=...", "client_secret: ..." and friends: whatever follows.
     re.compile(
-        r"\b((?:access|refresh|id)_token|client_secret|api_key|password|secret|code_verifier)"
+        r"\b((?:access|refresh|id)_token|client_secret|api_key|code_verifier)"
         r"(\"?\s*[=:]\s*\"?)[^\s\"&,;]+",
         re.IGNORECASE,
     ),
+    # "password=..." and "secret: ...", when what follows looks like a value (8+
+    # characters with a digit), not words ("attribute password: must be a string").
+    re.compile(
+        r"\b(password|secret)(\"?\s*[=:]\s*\"?)(?=[^\s\"&,;]*\d)[^\s\"&,;]{8,}",
+        re.IGNORECASE,
+    ),
 ]
-LONG_RUN = re.compile(r"[A-Za-z0-9+/_=%-]{24,}")
+# No "/" here: a URL's path segments are no credential ("docs.attio.com/rest-api/...").
+LONG_RUN = re.compile(r"[A-Za-z0-9+_=%-]{24,}")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 
 
@@ -164,8 +171,9 @@ def looks_like_a_credential(run: str) -> bool:
     run = UUID.sub("", run)  # "rec_<uuid>" is still only an id
     if len(run) < 24 or not (re.search(r"\d", run) and re.search(r"[A-Za-z]", run)):
         return False
-    mixed_case = re.search(r"[a-z]", run) and re.search(r"[A-Z]", run)
-    return bool(mixed_case or len(run) >= 40)
+    # Mixed case, as generated tokens are; a long single-case run with digits is a slug or
+    # an id Attio may name ("an_attribute_slug_with_a_number_2024_q3"), so it stays.
+    return bool(re.search(r"[a-z]", run) and re.search(r"[A-Z]", run))
 
 
 def redact(text: str, secrets: Iterable[str | None] = ()) -> str:

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import attio
+from .crypto import DecryptionError
 from .models import AuditEvent, Connection
 from .services import client_ip, record_event, revoke_at_attio
 
@@ -175,15 +176,34 @@ def _store_connection(
                 ip=ip,
             )
     except WrongWorkspace as e:
-        # Attio issued a token for the other workspace: it is not kept, so it is revoked.
-        with transaction.atomic():
-            revoke_at_attio(tokens.access_token, connection=None)
+        # Attio issued a token for the other workspace: it is not kept, so it is revoked
+        # (an OAuth token only: an Attio API key is the user's, managed in Attio).
+        if method == Connection.Method.OAUTH:
+            with transaction.atomic():
+                revoke_at_attio(tokens.access_token, connection=None)
         raise ConnectError(str(e)) from None
     except IntegrityError:
         # Another request connected the same workspace a moment ago.
         raise ConnectError(
             "This workspace was just connected from another tab. Reload the dashboard."
         ) from None
+
+
+def replaced_token(connection: Connection) -> str | None:
+    """The OAuth access token a reconnect replaces, to revoke at Attio; None if there is
+    none, or it can't be opened (its key retired): a reconnect is how that gets repaired,
+    so it must not fail for it."""
+    if not connection.access_token_sealed:
+        return None
+    try:
+        return connection.access_token()
+    except DecryptionError:
+        logger.warning(
+            "Connection %s: the token a reconnect replaces can't be decrypted, so it is "
+            "not revoked at Attio",
+            connection.pk,
+        )
+        return None
 
 
 def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
@@ -220,7 +240,7 @@ def _save_credentials(user, *, method, tokens, identity, reconnect, ip):
     created = connection is None
     replaced = None
     if not created and connection.method == Connection.Method.OAUTH:
-        replaced = connection.access_token() if connection.access_token_sealed else None
+        replaced = replaced_token(connection)
     if created:
         connection = Connection.objects.create(
             owner=user, method=method, workspace_id=identity.workspace_id

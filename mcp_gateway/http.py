@@ -11,6 +11,7 @@ gets its 401 whatever its size.
 """
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
@@ -73,14 +74,17 @@ async def body_within_deadline(receive):
     """The request body read within MCP_BODY_TIMEOUT_SECONDS, handed on as `receive`
     would; None if it did not come in time. uvicorn waits for a body forever, so a client
     that sends it a byte at a time (or never) would hold a connection and its memory for
-    as long as it likes. At most MCP_MAX_REQUEST_BYTES + 1 bytes are read here: the SDK
-    refuses a larger body itself, after the key check."""
+    as long as it likes. About MCP_MAX_REQUEST_BYTES at most is read here: the SDK
+    refuses a larger body itself, after the key check (reading stops at the first
+    message past that size; the SDK reads any rest itself)."""
     messages = []
     size = 0
     try:
         async with asyncio.timeout(settings.MCP_BODY_TIMEOUT_SECONDS):
             while True:
                 message = await receive()
+                if not isinstance(message, dict):
+                    break
                 messages.append(message)
                 size += len(message.get("body", b""))
                 if message["type"] != "http.request" or not message.get("more_body"):
@@ -156,7 +160,14 @@ def failure_bucket(scope) -> str:
     addresses, is hopeless anyway: a secret is 43 random base62 characters (~256 bits).
     Nor does this read the token (its scheme, its id): only the SDK and auth.py parse it.
     """
-    return f"ip:{(scope.get('client') or ('?',))[0]}"
+    address = (scope.get("client") or ("?",))[0]
+    try:
+        if ipaddress.ip_address(address).version == 6:
+            # One IPv6 client commonly holds a whole /64: counted as one.
+            return f"ip:{ipaddress.ip_network(f'{address}/64', strict=False)}"
+    except ValueError:
+        pass
+    return f"ip:{address}"
 
 
 def watch_unauthorized(send, on_failure, refusal: auth.Refusal):

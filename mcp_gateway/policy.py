@@ -129,6 +129,9 @@ class RateLimiter:
         if window is not None:
             while window and window[0] <= now - 60:
                 window.popleft()
+            # Looked at is in use: a bucket held at its limit (whose requests are refused,
+            # so not recorded) must not drift to the front and be the first dropped.
+            self.windows.move_to_end(bucket)
         return window
 
     def retry_after(self, bucket: int | str, limit: int) -> float | None:

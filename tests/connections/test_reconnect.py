@@ -260,3 +260,19 @@ def test_reconnecting_with_an_attio_api_key_never_revokes_it(
     with worker():
         connect_with_api_key(alice, key)
     assert fake_attio.count("revoke") == 0 and not PendingRevocation.objects.exists()
+
+
+def test_a_reconnect_repairs_a_connection_whose_token_cannot_be_opened(
+    client, alice, alice_connection, fake_attio, worker, caplog
+):
+    # Sealed under a key no longer in the ring: reconnecting is how the user repairs it.
+    Connection.objects.filter(pk=alice_connection.pk).update(
+        access_token_sealed="retired-key:" + "A" * 40
+    )
+    client.force_login(alice)
+    with worker():
+        assert reconnect(client, fake_attio, alice_connection, workspace="acme").status_code == 302
+    connection = Connection.objects.get()
+    assert fake_attio.token_info(connection.access_token()).active is True
+    assert not PendingRevocation.objects.exists()  # nothing it could send to Attio
+    assert "can't be decrypted" in caplog.text

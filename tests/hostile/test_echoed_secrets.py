@@ -223,6 +223,10 @@ def test_credential_shapes_are_redacted_without_knowing_them(credential):
         'Entry "rec_0b1d5f5c-6f06-4c8e-9b2f-1f6a8c9e2d34" is not in this list.',
         "Bearer token is missing or malformed.",
         "Value for attribute `deal_value` must be a number, got 12345678901234567890.",
+        "Value for attribute password: must be a string.",
+        "secret: not found",
+        "See https://docs.attio.com/rest-api/endpoint-reference/records/list-records-2024.",
+        'Cannot find attribute with slug/ID "quarterly_revenue_target_for_fy2024_region_emea".',
     ],
 )
 def test_ordinary_attio_messages_are_kept(message):

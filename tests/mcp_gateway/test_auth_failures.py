@@ -141,6 +141,28 @@ def test_the_limiter_keeps_at_most_max_buckets_dropping_the_least_recent():
     assert not limiter.exceeded("ip:10.1.0.0", 1)
 
 
+def test_a_bucket_held_at_its_limit_is_not_the_first_dropped():
+    """Its requests are refused, so nothing is recorded for it; being asked about keeps it."""
+    limiter = RateLimiter()
+    limiter.MAX_BUCKETS = 100
+    for _ in range(5):
+        limiter.record("ip:attacker")
+    for i in range(1_000):
+        assert limiter.exceeded("ip:attacker", 5)  # each of its requests asks first
+        limiter.record(f"ip:10.3.{i // 256}.{i % 256}")
+    assert limiter.exceeded("ip:attacker", 5)
+
+
+def test_one_ipv6_client_s_addresses_in_its_64_count_as_one(gateway, alice_key, settings):
+    settings.MCP_AUTH_FAILURES_PER_MINUTE = 3
+    _, plaintext = alice_key
+    same_64 = [(f"2001:db8:1:2::{i:x}", "nonsense") for i in range(1, 4)]
+    results = statuses(
+        gateway, [*same_64, ("2001:db8:1:2::99", plaintext), ("2001:db8:1:3::1", plaintext)]
+    )
+    assert results == [401] * 3 + [429, 200]
+
+
 def test_asking_the_limiter_adds_no_bucket():
     limiter = RateLimiter()
     limiter.record("ip:10.2.0.1")
