@@ -1,4 +1,5 @@
-"""An ASGI app that answers with how this process's open TCP connections are set up.
+"""An ASGI app that answers with how this process's open TCP connections are set up, and
+which process it is.
 
 Served by `tests/test_serve.py` under uvicorn with several workers: whether Nagle's
 algorithm is off can only be read from inside the worker, from its sockets.
@@ -6,6 +7,7 @@ algorithm is off can only be read from inside the worker, from its sockets.
 
 import gc
 import json
+import os
 import socket
 
 
@@ -29,7 +31,7 @@ async def app(scope, receive, send):
     nodelay = [
         s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0 for s in connected_tcp_sockets()
     ]
-    body = json.dumps({"nodelay": nodelay}).encode()
+    body = json.dumps({"nodelay": nodelay, "pid": os.getpid()}).encode()
     await send(
         {
             "type": "http.response.start",
