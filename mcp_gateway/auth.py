@@ -343,10 +343,6 @@ class Refusal:
 refusal: ContextVar[Refusal | None] = ContextVar("mcp_key_refusal", default=None)
 
 
-def mcp_url() -> str:
-    return f"{settings.PORTAL_BASE_URL}/mcp"
-
-
 class PortalVerifier:
     """The SDK's TokenVerifier for /mcp: a portal API key or a connected app's OAuth
     access token, told apart by their prefixes. Either way the Caller goes in the
@@ -374,7 +370,7 @@ class PortalVerifier:
             client_id=f"api-key:{key.public_id}",
             scopes=caller.scopes,
             expires_at=int(key.expires_at.timestamp()) if key.expires_at else None,
-            resource=mcp_url(),
+            resource=oauth_server.mcp_url(),
             subject=str(key.owner_id),
             claims={"caller": caller},
         )
@@ -389,7 +385,7 @@ class PortalVerifier:
             client_id=caller.app.audit_id,
             scopes=caller.scopes,
             expires_at=expires_at,
-            resource=mcp_url(),
+            resource=oauth_server.mcp_url(),
             subject=str(caller.user.pk),
             claims={"caller": caller},
         )

@@ -16,6 +16,13 @@ EXPIRY_CHOICES = [
 ]
 
 
+# How much an assistant may do, for a key (ApiKeyForm) and an OAuth consent (ConsentForm).
+ACCESS_CHOICES = [
+    ("read_only", "Read only: the assistant may only look"),
+    ("read_write", "Read and write: the assistant may create, change and delete"),
+]
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(
         max_length=100,
@@ -27,10 +34,7 @@ class ApiKeyForm(forms.Form):
         empty_label=None,
     )
     access = forms.ChoiceField(
-        choices=[
-            ("read_only", "Read only: the assistant may only look"),
-            ("read_write", "Read and write: the assistant may create, change and delete"),
-        ],
+        choices=ACCESS_CHOICES,
         widget=forms.RadioSelect,
         # Least privilege: writing is something the user asks for.
         initial="read_only",

@@ -27,7 +27,6 @@ import urllib3
 from django import forms
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -44,6 +43,7 @@ from oauthlib.oauth2.rfc6749 import errors
 from connections.models import Connection
 from connections.services import client_ip
 
+from .forms import ACCESS_CHOICES
 from .models import ConnectedApp, random_base62
 
 logger = logging.getLogger(__name__)
@@ -320,10 +320,7 @@ class ConsentForm(AllowForm):
         required=False,
     )
     access = forms.ChoiceField(
-        choices=[
-            ("read_only", "Read only: the assistant may only look"),
-            ("read_write", "Read and write: the assistant may create, change and delete"),
-        ],
+        choices=ACCESS_CHOICES,
         widget=forms.RadioSelect,
         initial="read_only",  # least privilege: writing is something the user asks for
         required=False,
@@ -625,12 +622,3 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host or "").is_loopback
     except ValueError:
         return False
-
-
-def revoke_tokens_of(app: ConnectedApp) -> None:
-    """Delete every token of `app` (its refresh token family and their access tokens)."""
-    from oauth2_provider.models import get_refresh_token_model
-
-    if app.token_family is not None:
-        with transaction.atomic():
-            get_refresh_token_model().revoke_family(app.token_family)

@@ -14,7 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
-from . import auth, http, policy, tools
+from . import auth, http, oauth_server, policy, tools
 from .tools._arguments import argument_errors
 
 INSTRUCTIONS = (
@@ -35,7 +35,7 @@ def build_server() -> MCPServer:
         token_verifier=auth.PortalVerifier(key_checks),
         auth=AuthSettings(
             issuer_url=settings.PORTAL_BASE_URL,
-            resource_server_url=auth.mcp_url(),
+            resource_server_url=oauth_server.mcp_url(),
             validate_token_resource=True,
             service_documentation_url=f"{settings.PORTAL_BASE_URL}/",
         ),

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from oauth2_provider.models import Application
+from oauth2_provider.models import Application, RefreshToken
 
 from connections.models import Connection
 
@@ -134,8 +134,6 @@ def record_app_authorized(app: ConnectedApp) -> None:
 def revoke_connected_app(app: ConnectedApp, *, by, reason: str = "", ip: str | None = None) -> bool:
     """Revoke an app's access at once for every worker: its tokens are deleted, its
     refresh tokens revoked. False if it was revoked already."""
-    from .oauth_server import revoke_tokens_of
-
     with transaction.atomic():
         revoked = ConnectedApp.objects.filter(pk=app.pk, revoked_at__isnull=True).update(
             revoked_at=timezone.now(), revoked_reason=reason[:500]
@@ -143,7 +141,8 @@ def revoke_connected_app(app: ConnectedApp, *, by, reason: str = "", ip: str | N
         if not revoked:
             return False
         app.refresh_from_db()
-        revoke_tokens_of(app)
+        if app.token_family is not None:
+            RefreshToken.revoke_family(app.token_family)
         record_app_event(ApiKeyEvent.Kind.APP_REVOKED, app, actor=by, ip=ip, reason=reason)
     return True
 
