@@ -131,8 +131,6 @@ def configure(args, fake_url: str, port: int) -> dict[str, str]:
     timeout = {"ATTIO_HTTP_TIMEOUT_SECONDS": "1"} if args.chaos else {}
     return set_up_portal(
         args,
-        # Plain HTTP on loopback (production sits behind a TLS proxy).
-        SECURE_SSL_REDIRECT="false",
         PORTAL_BASE_URL=f"http://127.0.0.1:{port}",
         LOG_LEVEL="WARNING",
         ATTIO_CLIENT_ID="fake-client-id",

@@ -51,6 +51,8 @@ def set_up_portal(args, **settings: str) -> dict[str, str]:
         "FIELD_ENCRYPTION_KEYS": generate_key_entry("bench"),
         "API_KEY_HMAC_SECRET": secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        # Plain http on loopback, with no TLS proxy in front: /mcp would refuse it.
+        "SECURE_SSL_REDIRECT": "false",
         "PYTHONUNBUFFERED": "1",
         **settings,
     }
