@@ -269,6 +269,10 @@ class Outcome:
 
     attio_status: int | None = None
     error_code: str = ""
+    # `attio_request`'s operation ("GET /v2/objects/{object}"), and the ids of the
+    # records or entries a write changed: kept in the audit row, never the values.
+    operation: str = ""
+    record_ids: list[str] = field(default_factory=list)
 
     def saw_answer(self, status: int) -> None:
         self.attio_status = status
@@ -302,6 +306,11 @@ class Caller:
     @property
     def scopes(self) -> list[str]:
         return [oauth_server.READ] if self.read_only else [oauth_server.READ, oauth_server.WRITE]
+
+    @property
+    def tool_profile(self) -> str:
+        """`full` or `compact` (models.ToolProfile): which tools it is shown and may call."""
+        return (self.key or self.app).tool_profile
 
     @property
     def bucket(self) -> str:

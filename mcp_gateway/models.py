@@ -52,6 +52,14 @@ def key_digest(key: str) -> str:
     return hmac.new(settings.API_KEY_HMAC_SECRET.encode(), key.encode(), sha256).hexdigest()
 
 
+class ToolProfile(models.TextChoices):
+    """Which tools a key or connected app is shown: every tool, or a few that reach all of
+    Attio in few tokens (tools/__init__.py, COMPACT)."""
+
+    FULL = "full", "Full: every tool"
+    COMPACT = "compact", "Compact: search, schema and the generic Attio request"
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def issue(
         self,
@@ -60,6 +68,7 @@ class ApiKeyQuerySet(models.QuerySet):
         connection: Connection,
         name: str,
         read_only: bool = False,
+        tool_profile: str = ToolProfile.FULL,
         expires_at: datetime | None = None,
         form_nonce: str | None = None,
     ) -> tuple["ApiKey", str]:
@@ -70,6 +79,7 @@ class ApiKeyQuerySet(models.QuerySet):
             connection=connection,
             name=name,
             read_only=read_only,
+            tool_profile=tool_profile,
             expires_at=expires_at,
             public_id=public_id,
             digest=key_digest(plaintext),
@@ -91,6 +101,9 @@ class ApiKey(models.Model):
     connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100)
     read_only = models.BooleanField(default=False)
+    tool_profile = models.CharField(
+        max_length=16, choices=ToolProfile.choices, default=ToolProfile.FULL
+    )
     public_id = models.CharField(max_length=PUBLIC_ID_LENGTH, unique=True, editable=False)
     # HMAC-SHA256 of the whole key under API_KEY_HMAC_SECRET; the key itself is never kept.
     digest = models.CharField(max_length=64, editable=False)
@@ -176,6 +189,9 @@ class ConnectedApp(models.Model):
         Connection, on_delete=models.CASCADE, related_name="connected_apps"
     )
     read_only = models.BooleanField(default=True)
+    tool_profile = models.CharField(
+        max_length=16, choices=ToolProfile.choices, default=ToolProfile.FULL
+    )
     # SHA-256 of the authorization code the consent produced: a replayed code finds
     # the app it already authorized, which is then revoked (RFC 9700 4.2.1).
     code_checksum = models.CharField(max_length=64, unique=True, editable=False)
@@ -275,6 +291,11 @@ class ToolCall(models.Model):
         Connection, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     tool = models.CharField(max_length=64)
+    # For the generic `attio_request` tool: the Attio operation it called ("GET
+    # /v2/objects/{object}/records/{record_id}"), never its values.
+    operation = models.CharField(max_length=128, blank=True)
+    # The records (or list entries) a write changed or deleted, by id.
+    record_ids = models.JSONField(default=list, blank=True)
     ok = models.BooleanField()
     # The last HTTP status Attio answered (none when Attio was never called).
     attio_status = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -64,6 +64,8 @@ async def middleware(ctx, call_next):
         connected_app_id=caller.app.pk if caller.app is not None else None,
         connection_id=caller.connection.pk,
         tool=name,
+        operation=storable(caller.outcome.operation, 128),
+        record_ids=caller.outcome.record_ids[:1000],
         ok=not result.get("isError", False),
         attio_status=caller.outcome.attio_status,
         error_code=storable(error_code, 64),
