@@ -284,6 +284,9 @@ MCP_ALLOWED_ORIGINS = env.list(
 )
 # Tool calls allowed per API key per minute (counted in each web worker process).
 MCP_RATE_LIMIT_PER_MINUTE = env.int("MCP_RATE_LIMIT_PER_MINUTE", default=300)
+# How long the audit trail keeps tool-call rows; 0 keeps them for good. Security events
+# (connections, revocations, key and app events) are kept whatever this says.
+TOOL_CALL_RETENTION_DAYS = env.int("TOOL_CALL_RETENTION_DAYS", default=180)
 # Failed authentications (401) allowed per client address, and per key id, per minute
 # before /mcp answers 429 (counted in each web worker process).
 MCP_AUTH_FAILURES_PER_MINUTE = env.int("MCP_AUTH_FAILURES_PER_MINUTE", default=30)
@@ -482,6 +485,11 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-oauth-rows": {
         "task": "mcp_gateway.tasks.clear_expired_oauth_rows",
         "schedule": timedelta(days=1),
+    },
+    # Tool-call rows older than TOOL_CALL_RETENTION_DAYS.
+    "delete-old-tool-calls": {
+        "task": "mcp_gateway.tasks.delete_old_tool_calls",
+        "schedule": timedelta(hours=1),
     },
 }
 

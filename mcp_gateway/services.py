@@ -3,13 +3,14 @@ by views, the admin, management commands and the OAuth server."""
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from oauth2_provider.models import Application, RefreshToken
 
 from connections.models import Connection
 
-from .models import ApiKey, ApiKeyEvent, ConnectedApp
+from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall
 
 
 class ApiKeyError(Exception):
@@ -185,6 +186,25 @@ def clear_expired_oauth_rows(*, now=None) -> dict[str, int]:
         token_family__isnull=True, revoked_at__isnull=True, created_at__lt=now - timedelta(days=1)
     ).delete()
     return {"apps_revoked": revoked, "consents_deleted": abandoned}
+
+
+def delete_old_tool_calls(*, now=None, batch: int = 5000) -> int:
+    """Delete the tool-call rows older than TOOL_CALL_RETENTION_DAYS (none if it is 0), a
+    batch at a time, each in its own short transaction: one DELETE of millions of rows
+    would hold its locks, and grow the WAL, for as long as it ran, while the gateway's
+    audit trail keeps inserting. Returns how many rows went."""
+    days = settings.TOOL_CALL_RETENTION_DAYS
+    if days <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=days)
+    old = ToolCall.objects.filter(created_at__lt=cutoff).order_by("pk")
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(old.values_list("pk", flat=True)[:batch])
+            if not ids:
+                return deleted
+            deleted += ToolCall.objects.filter(pk__in=ids).delete()[0]
 
 
 def roll_api_key(

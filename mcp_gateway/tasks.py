@@ -9,3 +9,11 @@ def clear_expired_oauth_rows() -> dict[str, int]:
     from . import services
 
     return services.clear_expired_oauth_rows()
+
+
+@shared_task(acks_late=True)
+def delete_old_tool_calls() -> int:
+    """Beat runs this hourly: tool-call rows past TOOL_CALL_RETENTION_DAYS."""
+    from . import services
+
+    return services.delete_old_tool_calls()
