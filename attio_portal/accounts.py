@@ -1,5 +1,6 @@
 """Verbs on portal users, where connections and API keys meet."""
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import transaction
@@ -62,3 +63,56 @@ def end_sessions(user) -> int:
             session.delete()
             ended += 1
     return ended
+
+
+def user_for_sign_in(claims: dict):
+    """The portal user an OpenID Connect sign-in is for, made on first sign-in; or
+    SignInRefused.
+
+    Only a verified email address of an allowed domain is taken. It links to the one user
+    with that address (any case); a new user gets it as username and email, and no usable
+    password, and is active only if OIDC_NEW_USERS_ACTIVE says so. Several users sharing
+    the address is refused rather than guessed between.
+    """
+    from .sso import SignInRefused
+
+    name = settings.OIDC_PROVIDER_NAME
+    email = str(claims.get("email") or "").strip()
+    if not email or "@" not in email:
+        raise SignInRefused(f"{name} did not tell the portal your email address.")
+    if claims.get("email_verified") is not True:
+        raise SignInRefused(
+            f"{name} has not verified the email address {email}. Verify it there, then "
+            "sign in again."
+        )
+    domain = email.rsplit("@", 1)[1].lower()
+    if domain not in settings.OIDC_ALLOWED_DOMAINS:
+        raise SignInRefused(
+            f"Accounts of {domain} cannot sign in to this portal. Sign in with your "
+            f"{' or '.join(settings.OIDC_ALLOWED_DOMAINS)} account."
+        )
+    User = get_user_model()
+    matches = list(User.objects.filter(email__iexact=email)[:2])
+    if len(matches) > 1:
+        raise SignInRefused(
+            f"Several portal accounts have the email address {email}; ask your portal "
+            "administrator to merge them."
+        )
+    if matches:
+        return matches[0]
+    if User.objects.filter(username__iexact=email).exists():
+        raise SignInRefused(
+            f"A portal account already has the username {email} with another email "
+            "address; ask your portal administrator."
+        )
+    user = User(
+        username=email,
+        email=email,
+        first_name=str(claims.get("given_name") or "")[:150],
+        last_name=str(claims.get("family_name") or "")[:150],
+        is_active=settings.OIDC_NEW_USERS_ACTIVE,
+    )
+    user.set_unusable_password()
+    user.save()
+    record_event(AuditEvent.Kind.USER_CREATED_BY_SIGN_IN, subject=user, actor=None, provider=name)
+    return user

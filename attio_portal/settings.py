@@ -200,6 +200,31 @@ AXES_VERBOSE = False
 # Password reset emails asked for per hour, per client address and per email address.
 PASSWORD_RESETS_PER_HOUR = env.int("PASSWORD_RESETS_PER_HOUR", default=5)
 
+# Sign-in through the team's OpenID Connect provider (attio_portal/sso.py): on when a
+# discovery URL is set.
+OIDC_DISCOVERY_URL = env.str("OIDC_DISCOVERY_URL", default="")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your identity provider")
+# Only verified email addresses of these domains may sign in (required with OIDC on: a
+# public provider such as Google would otherwise let anyone in).
+OIDC_ALLOWED_DOMAINS = [d.lower() for d in env.list("OIDC_ALLOWED_DOMAINS", default=[])]
+# A first sign-in creates the user; inactive until an administrator activates them, unless
+# this is on.
+OIDC_NEW_USERS_ACTIVE = env.bool("OIDC_NEW_USERS_ACTIVE", default=False)
+# Off: only superusers sign in with a password (everyone else through OIDC).
+PASSWORD_SIGN_IN = env.bool("PASSWORD_SIGN_IN", default=True)
+if OIDC_DISCOVERY_URL and not (OIDC_CLIENT_ID and OIDC_ALLOWED_DOMAINS):
+    raise ImproperlyConfigured(
+        "OIDC_DISCOVERY_URL is set: also set OIDC_CLIENT_ID (and OIDC_CLIENT_SECRET) and "
+        "OIDC_ALLOWED_DOMAINS, the email domains that may sign in."
+    )
+if not PASSWORD_SIGN_IN and not OIDC_DISCOVERY_URL:
+    raise ImproperlyConfigured(
+        "PASSWORD_SIGN_IN=false leaves only superusers able to sign in: set "
+        "OIDC_DISCOVERY_URL (and the other OIDC_ settings) too."
+    )
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True

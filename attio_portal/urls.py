@@ -1,11 +1,9 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 
 from . import views
-from .forms import SignInForm
 
 admin.site.site_header = "Attio Portal administration"
 admin.site.site_title = "Attio Portal admin"
@@ -21,14 +19,10 @@ def favicon(request):
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", favicon),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            authentication_form=SignInForm, redirect_authenticated_user=True
-        ),
-        name="login",
-    ),
+    path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/password_reset/", views.PasswordResetView.as_view(), name="password_reset"),
+    path("accounts/sso/", views.sso_start, name="sso_start"),
+    path("accounts/sso/callback/", views.sso_callback, name="sso_callback"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("connections/", include("connections.urls")),

@@ -4,18 +4,21 @@ import hashlib
 import logging
 
 from django.conf import settings
+from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import HttpResponseRedirect, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.shortcuts import render, resolve_url
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from connections.models import Connection
 from connections.services import client_ip
 
-from . import health
+from . import accounts, health, sso
+from .forms import ResetForm, SignInForm
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +78,24 @@ def _count_this_hour(bucket: str) -> int:
         return 1
 
 
+class SignInView(auth_views.LoginView):
+    """Django's sign-in page, with the identity provider's button when one is set up."""
+
+    authentication_form = SignInForm
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(
+            sso_enabled=sso.enabled(),
+            provider_name=settings.OIDC_PROVIDER_NAME,
+            password_sign_in=settings.PASSWORD_SIGN_IN,
+            **kwargs,
+        )
+
+
 class PasswordResetView(auth_views.PasswordResetView):
+    form_class = ResetForm
+
     """Django's reset request, limited per client address and per email address, so the
     form cannot be used to flood an inbox or to send mail in bulk. Past the limit the
     answer is the same "if an account exists, we sent an email" page, and no mail goes."""
@@ -91,3 +111,47 @@ class PasswordResetView(auth_views.PasswordResetView):
             log.warning("Password reset request throttled (address %s)", client_ip(self.request))
             return HttpResponseRedirect(self.get_success_url())
         return super().form_valid(form)
+
+
+@never_cache
+@require_GET
+def sso_start(request):
+    """Send the browser to the identity provider, remembering where to go afterwards."""
+    if not sso.enabled():
+        raise Http404("Single sign-on is not configured")
+    next_url = request.GET.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+        request.session["sso_next"] = next_url
+    return sso.provider().authorize_redirect(request, sso.callback_url())
+
+
+@never_cache
+@require_GET
+def sso_callback(request):
+    """Where the provider sends the browser back: check everything, then sign in."""
+    if not sso.enabled():
+        raise Http404("Single sign-on is not configured")
+    try:
+        user = accounts.user_for_sign_in(sso.verified_claims(request))
+    except sso.SignInRefused as refused:
+        log.warning("Single sign-on refused: %s", refused)
+        return sso_failed(request, str(refused))
+    if not user.is_active:
+        return sso_failed(
+            request,
+            f"Your portal account ({user.email}) waits for an administrator to activate "
+            "it. Ask them, then sign in again.",
+            status=403,
+        )
+    login(request, user, backend="attio_portal.auth.EmailOrUsernameBackend")
+    next_url = request.session.pop("sso_next", "")
+    return HttpResponseRedirect(next_url or resolve_url(settings.LOGIN_REDIRECT_URL))
+
+
+def sso_failed(request, message: str, *, status: int = 400):
+    return render(
+        request,
+        "registration/sso_failed.html",
+        {"message": message, "provider_name": settings.OIDC_PROVIDER_NAME},
+        status=status,
+    )

@@ -266,6 +266,7 @@ class AuditEvent(AppendOnlyModel):
         UPSTREAM_REVOKED = "upstream_revoked", "Revoked at Attio"
         UPSTREAM_REVOKE_FAILED = "upstream_revoke_failed", "Revoke at Attio failed"
         USER_DEACTIVATED = "user_deactivated", "User deactivated"
+        USER_CREATED_BY_SIGN_IN = "user_created_by_sign_in", "User created at first sign-in"
         KEYS_REENCRYPTED = "keys_reencrypted", "Tokens re-encrypted"
 
     created_at = models.DateTimeField(default=timezone.now, editable=False, db_index=True)
