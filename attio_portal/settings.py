@@ -546,6 +546,8 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
         "authlib": {"level": "WARNING"},
+        # requests (authlib's Django client, single sign-on) logs through urllib3.
+        "urllib3": {"level": "WARNING"},
         # The authorization server: oauthlib and django-oauth-toolkit log authorization
         # codes, refresh tokens and success URLs (with their code) at DEBUG and INFO.
         "oauthlib": {"level": "WARNING"},

@@ -2,6 +2,7 @@
 process of its own on a loopback port, tests/oidc_provider), driven over HTTP as a browser
 would, and the portal's pages through Django's test client."""
 
+import logging
 import re
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from connections.models import AuditEvent
 from tests.oidc_provider.__main__ import CLIENT_ID, CLIENT_SECRET, PASSWORD
 
 from .faults.harness import free_port
+from .leaks import leaks
 from .test_settings import run_django
 
 User = get_user_model()
@@ -173,6 +175,21 @@ def test_it_goes_back_where_the_user_was_going(client, sso):
 def test_an_offsite_next_is_dropped(client, sso):
     response = finish(client, approve(start(client, "?next=https://evil.example/"), "ada"))
     assert response["Location"] == "/"
+
+
+def test_nothing_secret_is_logged(client, sso, caplog):
+    caplog.set_level(logging.DEBUG)
+    authorize = start(client)
+    state = parse_qs(urlsplit(authorize).query)["state"][0]
+    pending = client.session[f"_state_oidc_{state}"]["data"]
+    callback = approve(authorize, "ada")
+    code = parse_qs(urlsplit(callback).query)["code"][0]
+
+    finish(client, callback)
+
+    assert signed_in_user(client) is not None
+    secrets = [CLIENT_SECRET, code, pending["code_verifier"], pending["nonce"], state]
+    assert leaks(caplog.text, secrets) == []
 
 
 # --- refused sign-ins ------------------------------------------------------------------
