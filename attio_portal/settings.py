@@ -511,6 +511,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mcp_gateway.tasks.clear_expired_oauth_rows",
         "schedule": timedelta(days=1),
     },
+    # The days that are over, summed for the usage page (mcp_gateway/usage.py).
+    "roll-up-usage": {
+        "task": "mcp_gateway.tasks.roll_up_usage",
+        "schedule": timedelta(hours=1),
+    },
     # Tool-call rows older than TOOL_CALL_RETENTION_DAYS.
     "delete-old-tool-calls": {
         "task": "mcp_gateway.tasks.delete_old_tool_calls",

@@ -24,6 +24,17 @@ urlpatterns = [
     path("accounts/sso/", views.sso_start, name="sso_start"),
     path("accounts/sso/callback/", views.sso_callback, name="sso_callback"),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/usage/", admin.site.admin_view(views.usage), name="usage"),
+    path(
+        "admin/usage/tool-calls.csv",
+        admin.site.admin_view(views.tool_calls_csv),
+        name="tool_calls_csv",
+    ),
+    path(
+        "admin/usage/audit-log.csv",
+        admin.site.admin_view(views.audit_log_csv),
+        name="audit_log_csv",
+    ),
     path("admin/", admin.site.urls),
     path("connections/", include("connections.urls")),
     path("keys/", include("mcp_gateway.urls")),

@@ -4,11 +4,13 @@ import hashlib
 import logging
 
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -16,9 +18,10 @@ from django.views.decorators.http import require_GET
 
 from connections.models import Connection
 from connections.services import client_ip
+from mcp_gateway import usage as gateway_usage
 
-from . import accounts, health, sso
-from .forms import ResetForm, SignInForm
+from . import accounts, exports, health, sso
+from .forms import DayRangeForm, ResetForm, SignInForm
 
 log = logging.getLogger(__name__)
 
@@ -155,3 +158,56 @@ def sso_failed(request, message: str, *, status: int = 400):
         {"message": message, "provider_name": settings.OIDC_PROVIDER_NAME},
         status=status,
     )
+
+
+def usage(request):
+    """Admin: who used what, how often and how fast, for a range of days."""
+    if not request.user.has_perm("mcp_gateway.view_toolcall"):
+        raise PermissionDenied
+    form = DayRangeForm(request.GET or None)
+    start, end = form.days()
+    found = gateway_usage.usage(start, end)
+    return render(
+        request,
+        "admin/usage.html",
+        {
+            **admin.site.each_context(request),
+            "title": "Usage",
+            "form": form,
+            "usage": found,
+            "chart_data": found.chart_data(),
+            "breakdowns": [
+                ("By user", found.by_user),
+                ("By tool", found.by_tool),
+                ("By workspace", found.by_workspace),
+            ],
+            "range_query": f"start={start.isoformat()}&end={end.isoformat()}",
+        },
+    )
+
+
+def tool_calls_csv(request):
+    if not request.user.has_perm("mcp_gateway.view_toolcall"):
+        raise PermissionDenied
+    start, end = DayRangeForm(request.GET or None).days()
+    rows = exports.tool_call_rows(start, end)
+    return csv_download(
+        exports.rows_as_csv(exports.TOOL_CALL_COLUMNS, rows), "tool-calls", start, end
+    )
+
+
+def audit_log_csv(request):
+    if not (
+        request.user.has_perm("connections.view_auditevent")
+        and request.user.has_perm("mcp_gateway.view_apikeyevent")
+    ):
+        raise PermissionDenied
+    start, end = DayRangeForm(request.GET or None).days()
+    lines = exports.rows_as_csv(exports.AUDIT_COLUMNS, exports.audit_rows(start, end))
+    return csv_download(lines, "audit-log", start, end)
+
+
+def csv_download(lines, name: str, start, end) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}-{start}-to-{end}.csv"'
+    return response

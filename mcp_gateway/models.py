@@ -304,6 +304,8 @@ class ToolCall(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # A user's own usage (the dashboard) and their rows in the admin.
+        indexes = [models.Index(fields=["owner", "created_at"], name="toolcall_owner_time")]
 
     def __str__(self) -> str:
         return f"{self.tool} at {self.created_at:%Y-%m-%d %H:%M:%S}"
@@ -312,3 +314,36 @@ class ToolCall(models.Model):
         if not self._state.adding:
             raise TypeError("Tool call records are append-only")
         super().save(*args, **kwargs)
+
+
+class ToolCallDay(models.Model):
+    """The tool calls of one past day (UTC) by one user, on one connection, of one tool:
+    what the usage page reads for days that are over, instead of every row
+    (mcp_gateway/usage.py). Made by `usage.roll_up`, once a day is over."""
+
+    day = models.DateField(db_index=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    connection = models.ForeignKey(
+        Connection, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    tool = models.CharField(max_length=64)
+    calls = models.PositiveIntegerField()
+    errors = models.PositiveIntegerField()
+
+
+class ToolCallDuration(models.Model):
+    """How many of one past day's tool calls took about as long: durations in buckets 2 %
+    wide (usage.BUCKET_RATIO), from which the usage page reads p50 and p95."""
+
+    day = models.DateField(db_index=True)
+    bucket = models.PositiveSmallIntegerField()
+    calls = models.PositiveIntegerField()
+
+
+class RolledUpDay(models.Model):
+    """A day whose tool calls are in ToolCallDay and ToolCallDuration."""
+
+    day = models.DateField(primary_key=True)
+    rolled_up_at = models.DateTimeField(default=timezone.now)

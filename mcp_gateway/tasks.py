@@ -17,3 +17,11 @@ def delete_old_tool_calls() -> int:
     from . import services
 
     return services.delete_old_tool_calls()
+
+
+@shared_task(acks_late=True)
+def roll_up_usage() -> int:
+    """Beat runs this hourly: the days that are over, summed for the usage page."""
+    from . import usage
+
+    return usage.roll_up()
