@@ -319,6 +319,8 @@ MCP_AUTH_FAILURES_PER_MINUTE = env.int("MCP_AUTH_FAILURES_PER_MINUTE", default=3
 MCP_MAX_REQUEST_BYTES = env.int("MCP_MAX_REQUEST_BYTES", default=1024 * 1024)
 # Seconds a client has to send an MCP request's body before /mcp answers 408.
 MCP_BODY_TIMEOUT_SECONDS = env.float("MCP_BODY_TIMEOUT_SECONDS", default=30.0)
+# How long a preview's fingerprint lets a delete or bulk write go ahead (tools/_confirm.py).
+MCP_CONFIRM_SECONDS = env.int("MCP_CONFIRM_SECONDS", default=300)
 
 # The portal is the OAuth 2.1 authorization server of its own MCP endpoint, for clients
 # that cannot take a pasted API key (Claude.ai, Claude Desktop, ChatGPT): see

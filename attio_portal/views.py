@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin
@@ -12,6 +13,7 @@ from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render, resolve_url
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -67,8 +69,15 @@ def dashboard(request):
             .select_related("client", "connection")
             .order_by("-created_at"),
             "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
+            "usage": own_usage(request.user),
         },
     )
+
+
+def own_usage(user):
+    """A user's tool calls of the last 30 days (theirs only), for the dashboard."""
+    today = timezone.now().date()
+    return gateway_usage.usage(today - timedelta(days=29), today, owner=user)
 
 
 def _count_this_hour(bucket: str) -> int:

@@ -629,23 +629,108 @@ async def alist_attributes(token: str, target: str, identifier: str) -> list[dic
 
 
 async def alist_select_options(
-    token: str, target: str, identifier: str, attribute: str
+    token: str, target: str, identifier: str, attribute: str, *, show_archived: bool = False
 ) -> list[dict]:
-    """The options of a select attribute.
+    """The options of a select attribute (archived ones too, with `show_archived`).
 
     https://docs.attio.com/rest-api/endpoint-reference/attributes/list-select-options
     """
     url = path("/v2/{}/{}/attributes/{}/options", target, identifier, attribute)
-    return _data(await arequest("GET", url, token))
+    params = {"show_archived": "true"} if show_archived else None
+    return _data(await arequest("GET", url, token, params=params))
 
 
-async def alist_statuses(token: str, target: str, identifier: str, attribute: str) -> list[dict]:
-    """The statuses of a status attribute.
+async def alist_statuses(
+    token: str, target: str, identifier: str, attribute: str, *, show_archived: bool = False
+) -> list[dict]:
+    """The statuses of a status attribute (archived ones too, with `show_archived`).
 
     https://docs.attio.com/rest-api/endpoint-reference/attributes/list-statuses
     """
     url = path("/v2/{}/{}/attributes/{}/statuses", target, identifier, attribute)
-    return _data(await arequest("GET", url, token))
+    params = {"show_archived": "true"} if show_archived else None
+    return _data(await arequest("GET", url, token, params=params))
+
+
+async def acreate_object(token: str, data: dict) -> dict:
+    """Create a custom object (`api_slug`, `singular_noun`, `plural_noun`).
+
+    https://docs.attio.com/rest-api/endpoint-reference/objects/create-an-object
+    """
+    return _data(await arequest("POST", "/v2/objects", token, json={"data": data}))
+
+
+async def aupdate_object(token: str, object: str, data: dict) -> dict:
+    """Change an object's slug or nouns.
+
+    https://docs.attio.com/rest-api/endpoint-reference/objects/update-an-object
+    """
+    url = path("/v2/objects/{}", object)
+    return _data(await arequest("PATCH", url, token, json={"data": data}))
+
+
+async def acreate_attribute(token: str, target: str, identifier: str, data: dict) -> dict:
+    """Create an attribute on an object or a list (`target` is "objects" or "lists").
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/create-an-attribute
+    """
+    url = path("/v2/{}/{}/attributes", target, identifier)
+    return _data(await arequest("POST", url, token, json={"data": data}))
+
+
+async def aupdate_attribute(
+    token: str, target: str, identifier: str, attribute: str, data: dict
+) -> dict:
+    """Change an attribute (title, slug, flags, config, archived).
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/update-an-attribute
+    """
+    url = path("/v2/{}/{}/attributes/{}", target, identifier, attribute)
+    return _data(await arequest("PATCH", url, token, json={"data": data}))
+
+
+async def acreate_select_option(
+    token: str, target: str, identifier: str, attribute: str, data: dict
+) -> dict:
+    """Add an option to a select attribute.
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/create-a-select-option
+    """
+    url = path("/v2/{}/{}/attributes/{}/options", target, identifier, attribute)
+    return _data(await arequest("POST", url, token, json={"data": data}))
+
+
+async def aupdate_select_option(
+    token: str, target: str, identifier: str, attribute: str, option: str, data: dict
+) -> dict:
+    """Rename or archive a select option (`option` is its UUID or title).
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/update-a-select-option
+    """
+    url = path("/v2/{}/{}/attributes/{}/options/{}", target, identifier, attribute, option)
+    return _data(await arequest("PATCH", url, token, json={"data": data}))
+
+
+async def acreate_status(
+    token: str, target: str, identifier: str, attribute: str, data: dict
+) -> dict:
+    """Add a status to a status attribute.
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/create-a-status
+    """
+    url = path("/v2/{}/{}/attributes/{}/statuses", target, identifier, attribute)
+    return _data(await arequest("POST", url, token, json={"data": data}))
+
+
+async def aupdate_status(
+    token: str, target: str, identifier: str, attribute: str, status: str, data: dict
+) -> dict:
+    """Change or archive a status (`status` is its UUID or title).
+
+    https://docs.attio.com/rest-api/endpoint-reference/attributes/update-a-status
+    """
+    url = path("/v2/{}/{}/attributes/{}/statuses/{}", target, identifier, attribute, status)
+    return _data(await arequest("PATCH", url, token, json={"data": data}))
 
 
 # Records
@@ -749,6 +834,25 @@ async def alist_record_entries(
     return _data(await arequest("GET", url, token, params=_page(limit, offset)))
 
 
+async def alist_record_values(
+    token: str,
+    object: str,
+    record_id: str,
+    attribute: str,
+    *,
+    show_historic: bool,
+    limit: int,
+    offset: int,
+) -> list[dict]:
+    """One attribute's values on a record; with `show_historic`, every value it has had.
+
+    https://docs.attio.com/rest-api/endpoint-reference/records/list-record-attribute-values
+    """
+    url = path("/v2/objects/{}/records/{}/attributes/{}/values", object, record_id, attribute)
+    params = {"show_historic": "true" if show_historic else "false", **_page(limit, offset)}
+    return _data(await arequest("GET", url, token, params=params))
+
+
 # Lists and entries
 
 
@@ -778,6 +882,14 @@ async def aquery_entries(
     url = path("/v2/lists/{}/entries/query", list)
     body = _query_body(filter, sorts, limit, offset)
     return _data(await arequest("POST", url, token, json=body, read=True))
+
+
+async def aget_entry(token: str, list: str, entry_id: str) -> dict:
+    """One list entry.
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/get-a-list-entry
+    """
+    return _data(await arequest("GET", path("/v2/lists/{}/entries/{}", list, entry_id), token))
 
 
 async def acreate_entry(
@@ -821,6 +933,41 @@ async def adelete_entry(token: str, list: str, entry_id: str) -> None:
     https://docs.attio.com/rest-api/endpoint-reference/entries/delete-a-list-entry
     """
     await arequest("DELETE", path("/v2/lists/{}/entries/{}", list, entry_id), token)
+
+
+async def alist_entry_values(
+    token: str,
+    list: str,
+    entry_id: str,
+    attribute: str,
+    *,
+    show_historic: bool,
+    limit: int,
+    offset: int,
+) -> list[dict]:
+    """One attribute's values on a list entry; with `show_historic`, every value it has had.
+
+    https://docs.attio.com/rest-api/endpoint-reference/entries/list-attribute-values-for-a-list-entry
+    """
+    url = path("/v2/lists/{}/entries/{}/attributes/{}/values", list, entry_id, attribute)
+    params = {"show_historic": "true" if show_historic else "false", **_page(limit, offset)}
+    return _data(await arequest("GET", url, token, params=params))
+
+
+async def acreate_list(token: str, data: dict) -> dict:
+    """Create a list of one object's records, with its access levels.
+
+    https://docs.attio.com/rest-api/endpoint-reference/lists/create-a-list
+    """
+    return _data(await arequest("POST", "/v2/lists", token, json={"data": data}))
+
+
+async def aupdate_list(token: str, list: str, data: dict) -> dict:
+    """Change a list's name, slug or access (Attio can't change its parent object).
+
+    https://docs.attio.com/rest-api/endpoint-reference/lists/update-a-list
+    """
+    return _data(await arequest("PATCH", path("/v2/lists/{}", list), token, json={"data": data}))
 
 
 # Workspace members
@@ -946,3 +1093,95 @@ async def acreate_comment(token: str, data: dict) -> dict:
     https://docs.attio.com/rest-api/endpoint-reference/comments/create-a-comment
     """
     return _data(await arequest("POST", "/v2/comments", token, json={"data": data}))
+
+
+async def aget_thread(token: str, thread_id: str) -> dict:
+    """One comment thread, with its comments.
+
+    https://docs.attio.com/rest-api/endpoint-reference/threads/get-a-thread
+    """
+    return _data(await arequest("GET", path("/v2/threads/{}", thread_id), token))
+
+
+async def aget_comment(token: str, comment_id: str) -> dict:
+    """One comment.
+
+    https://docs.attio.com/rest-api/endpoint-reference/comments/get-a-comment
+    """
+    return _data(await arequest("GET", path("/v2/comments/{}", comment_id), token))
+
+
+async def adelete_comment(token: str, comment_id: str) -> None:
+    """Delete a comment (deleting a thread's first comment deletes the thread).
+
+    https://docs.attio.com/rest-api/endpoint-reference/comments/delete-a-comment
+    """
+    await arequest("DELETE", path("/v2/comments/{}", comment_id), token)
+
+
+# Meetings and call recordings
+
+
+@dataclass
+class CursorPage:
+    """A page of a listing Attio pages by cursor, and the cursor of the next page (None on
+    the last)."""
+
+    items: list[dict]
+    next_cursor: str | None
+
+
+def _cursor_page(body: dict, items: list[dict]) -> CursorPage:
+    pagination = body.get("pagination")
+    cursor = pagination.get("next_cursor") if isinstance(pagination, dict) else None
+    return CursorPage(items=items, next_cursor=str(cursor) if cursor else None)
+
+
+async def alist_meetings(token: str, params: dict) -> CursorPage:
+    """Meetings, filtered by the query parameters Attio documents (linked_object, ...).
+
+    https://docs.attio.com/rest-api/endpoint-reference/meetings/list-meetings
+    """
+    body = await arequest("GET", "/v2/meetings", token, params=params)
+    return _cursor_page(body, _data(body))
+
+
+async def aget_meeting(token: str, meeting_id: str) -> dict:
+    """One meeting.
+
+    https://docs.attio.com/rest-api/endpoint-reference/meetings/get-a-meeting
+    """
+    return _data(await arequest("GET", path("/v2/meetings/{}", meeting_id), token))
+
+
+async def alist_call_recordings(token: str, meeting_id: str, params: dict) -> CursorPage:
+    """The call recordings of a meeting (`limit`, `cursor`).
+
+    https://docs.attio.com/rest-api/endpoint-reference/call-recordings/list-call-recordings
+    """
+    url = path("/v2/meetings/{}/call_recordings", meeting_id)
+    body = await arequest("GET", url, token, params=params)
+    return _cursor_page(body, _data(body))
+
+
+async def aget_call_recording(token: str, meeting_id: str, call_recording_id: str) -> dict:
+    """One call recording of a meeting.
+
+    https://docs.attio.com/rest-api/endpoint-reference/call-recordings/get-call-recording
+    """
+    url = path("/v2/meetings/{}/call_recordings/{}", meeting_id, call_recording_id)
+    return _data(await arequest("GET", url, token))
+
+
+async def aget_transcript(
+    token: str, meeting_id: str, call_recording_id: str, params: dict
+) -> CursorPage:
+    """A page of a call recording's transcript segments (`cursor`; Attio picks the size).
+
+    https://docs.attio.com/rest-api/endpoint-reference/transcripts/get-call-transcript
+    """
+    url = path("/v2/meetings/{}/call_recordings/{}/transcript", meeting_id, call_recording_id)
+    body = await arequest("GET", url, token, params=params)
+    data = _data(body)
+    segments = data.get("transcript") if isinstance(data, dict) else None
+    return _cursor_page(body, segments if isinstance(segments, list) else [])

@@ -34,13 +34,14 @@ class ApiKeyAdmin(ActionsOnlyAdmin):
         "owner",
         "workspace",
         "scope",
+        "tool_profile",
         "display_id",
         "created_at",
         "last_used_at",
         "expires_at",
         "key_status",
     ]
-    list_filter = [KeyStatusFilter, "read_only"]
+    list_filter = [KeyStatusFilter, "read_only", "tool_profile"]
     search_fields = ["owner__email", "owner__username", "name", "public_id"]
     list_select_related = ["owner", "connection"]
     raw_id_fields = ["owner", "connection"]
@@ -49,6 +50,7 @@ class ApiKeyAdmin(ActionsOnlyAdmin):
         "owner",
         "connection",
         "read_only",
+        "tool_profile",
         "display_id",
         "created_at",
         "expires_at",
@@ -102,11 +104,12 @@ class ConnectedAppAdmin(ActionsOnlyAdmin):
         "user",
         "workspace",
         "scope",
+        "tool_profile",
         "created_at",
         "last_used_at",
         "app_status",
     ]
-    list_filter = ["read_only", "client__registration_source"]
+    list_filter = ["read_only", "tool_profile", "client__registration_source"]
     search_fields = ["user__email", "user__username", "client__name", "client__client_id"]
     list_select_related = ["user", "connection", "client"]
     fields = [
@@ -114,6 +117,7 @@ class ConnectedAppAdmin(ActionsOnlyAdmin):
         "user",
         "connection",
         "read_only",
+        "tool_profile",
         "created_at",
         "last_used_at",
         "revoked_at",

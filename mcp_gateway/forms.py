@@ -1,4 +1,4 @@
-"""Forms for portal API keys."""
+"""Forms for portal API keys, and the choices they share with the OAuth consent page."""
 
 import secrets
 from datetime import timedelta
@@ -7,6 +7,8 @@ from django import forms
 from django.utils import timezone
 
 from connections.models import Connection
+
+from .models import ToolProfile
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -21,6 +23,26 @@ ACCESS_CHOICES = [
     ("read_only", "Read only: the assistant may only look"),
     ("read_write", "Read and write: the assistant may create, change and delete"),
 ]
+
+
+class ToolProfileField(forms.ChoiceField):
+    """Which tools a key, or the app a consent connects, is shown (tools/__init__.py,
+    COMPACT). Left out of a post (a script's, or an older page's), it is the full set."""
+
+    def __init__(self, **options) -> None:
+        super().__init__(
+            choices=ToolProfile.choices,
+            widget=forms.RadioSelect,
+            initial=ToolProfile.FULL,
+            required=False,
+            label="Tools",
+            help_text="Compact is for assistants that pay for every tool definition in every "
+            "conversation: a few tools that still reach all of Attio.",
+            **options,
+        )
+
+    def clean(self, value) -> str:
+        return super().clean(value) or ToolProfile.FULL
 
 
 class ApiKeyForm(forms.Form):
@@ -39,6 +61,7 @@ class ApiKeyForm(forms.Form):
         # Least privilege: writing is something the user asks for.
         initial="read_only",
     )
+    tool_profile = ToolProfileField()
     expires = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="90", label="Expires")
     # One-time id of this form: a reload that posts it again creates nothing.
     nonce = forms.CharField(widget=forms.HiddenInput, max_length=64)

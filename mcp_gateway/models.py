@@ -332,6 +332,9 @@ class ToolCallDay(models.Model):
     calls = models.PositiveIntegerField()
     errors = models.PositiveIntegerField()
 
+    def __str__(self) -> str:
+        return f"{self.tool} on {self.day}: {self.calls} calls"
+
 
 class ToolCallDuration(models.Model):
     """How many of one past day's tool calls took about as long: durations in buckets 2 %
@@ -341,9 +344,15 @@ class ToolCallDuration(models.Model):
     bucket = models.PositiveSmallIntegerField()
     calls = models.PositiveIntegerField()
 
+    def __str__(self) -> str:
+        return f"{self.calls} calls in bucket {self.bucket} on {self.day}"
+
 
 class RolledUpDay(models.Model):
     """A day whose tool calls are in ToolCallDay and ToolCallDuration."""
 
     day = models.DateField(primary_key=True)
     rolled_up_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.day} rolled up"

@@ -43,8 +43,8 @@ from oauthlib.oauth2.rfc6749 import errors
 from connections.models import Connection
 from connections.services import client_ip
 
-from .forms import ACCESS_CHOICES
-from .models import ConnectedApp, random_base62
+from .forms import ACCESS_CHOICES, ToolProfileField
+from .models import ConnectedApp, ToolProfile, random_base62
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +130,8 @@ def redirect_uri_problem(uri: str, *, registering: bool = False) -> str | None:
 
 # The consent form's choice of connection, as AuthorizeView hands it to the validator.
 CONSENTED_CONNECTION = "_portal_consented_connection"
+# And its choice of tool profile: the user's choice, not a scope the client could ask for.
+CONSENTED_TOOL_PROFILE = "_portal_consented_tool_profile"
 
 
 class PortalOAuth2Validator(OAuth2Validator):
@@ -163,6 +165,7 @@ class PortalOAuth2Validator(OAuth2Validator):
             client=request.client,
             connection_id=connection_id,
             read_only=WRITE not in request.scopes,
+            tool_profile=vars(request).get(CONSENTED_TOOL_PROFILE) or ToolProfile.FULL,
             code_checksum=token_checksum(code["code"]),
         )
         return grant
@@ -325,6 +328,7 @@ class ConsentForm(AllowForm):
         initial="read_only",  # least privilege: writing is something the user asks for
         required=False,
     )
+    tool_profile = ToolProfileField()
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -348,8 +352,8 @@ class ConsentForm(AllowForm):
 
 class AuthorizeView(views.AuthorizationView):
     """The authorize endpoint: sign-in (the portal's own, with its throttling), then
-    consent on the portal's page, which picks the workspace and read-only or
-    read-write. Refuses up front what would only fail after consent."""
+    consent on the portal's page, which picks the workspace, read-only or read-write,
+    and the tool profile. Refuses up front what would only fail after consent."""
 
     template_name = "mcp_gateway/oauth_consent.html"
     form_class = ConsentForm
@@ -459,6 +463,7 @@ class AuthorizeView(views.AuthorizationView):
             credentials = {
                 **credentials,
                 CONSENTED_CONNECTION: consent.cleaned_data["connection"].pk,
+                CONSENTED_TOOL_PROFILE: consent.cleaned_data["tool_profile"],
             }
         response = super().create_authorization_response(request, scopes, credentials, allow)
         request.session.pop("after_connect", None)

@@ -1,5 +1,6 @@
 """Who may call what, per API key or connected app: the tools it sees and may call
-(read-only ones see only reads), its rate limit, and the audit trail of every tool call.
+(read-only ones see only reads, compact ones only the compact set), its rate limit, and
+the audit trail of every tool call.
 
 The SDK runs `middleware` around each MCP message once the key is verified (auth.py); a
 tool call that passes goes on to its tool (tools/).
@@ -33,8 +34,12 @@ async def middleware(ctx, call_next):
         result = await call_next(ctx)
         if auth.current_caller().read_only:
             result["tools"] = [
-                t for t in result.get("tools", []) if tools.is_read_only(t.get("name"))
+                t for t in result.get("tools", []) if open_to_read_only(t.get("name"))
             ]
+        profile = auth.current_caller().tool_profile
+        result["tools"] = [
+            t for t in result.get("tools", []) if tools.in_profile(t.get("name"), profile)
+        ]
         return result
     if ctx.method != "tools/call":
         return await call_next(ctx)
@@ -43,7 +48,10 @@ async def middleware(ctx, call_next):
     name = storable(str((ctx.params or {}).get("name", "")), 64)
     started = time.monotonic()
     error_code = ""
-    if caller.read_only and tools.exists(name) and not tools.is_read_only(name):
+    if tools.exists(name) and not tools.in_profile(name, caller.tool_profile):
+        error_code = "not_in_profile"
+        result = error_result(profile_refusal(caller, name))
+    elif caller.read_only and tools.exists(name) and not open_to_read_only(name):
         error_code = "read_only_key" if caller.key is not None else "insufficient_scope"
         result = error_result(read_only_refusal(caller, name))
     elif wait := rate_limiter.retry_after(caller.bucket, settings.MCP_RATE_LIMIT_PER_MINUTE):
@@ -72,6 +80,28 @@ async def middleware(ctx, call_next):
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     return result
+
+
+def open_to_read_only(name: str | None) -> bool:
+    """Whether read-only callers see and may call the tool: the read tools, and
+    `attio_request`, a write tool that serves their reads and refuses their writes itself
+    (tools/api.py)."""
+    return tools.is_read_only(name) or name == "attio_request"
+
+
+def profile_refusal(caller: auth.Caller, name: str) -> str:
+    """The words for a tool outside the caller's tool profile (compact)."""
+    instead = "`attio_request` reaches the same Attio operation (`find_attio_operation` finds it)"
+    if caller.key is not None:
+        return (
+            f"This API key has the compact tool profile, which leaves out `{name}`. "
+            f"{instead}, or create a key with the full profile at "
+            f"{settings.PORTAL_BASE_URL}/ to call it."
+        )
+    return (
+        f"This app was connected with the compact tool profile, which leaves out `{name}`. "
+        f"{instead}, or connect the app again and choose the full profile to call it."
+    )
 
 
 def read_only_refusal(caller: auth.Caller, name: str) -> str:

@@ -14,7 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
-from . import auth, http, oauth_server, policy, tools
+from . import auth, http, oauth_server, policy, resources, tools
 from .tools._arguments import argument_errors
 
 INSTRUCTIONS = (
@@ -44,6 +44,7 @@ def build_server() -> MCPServer:
         lifespan=lifespan(key_checks),
     )
     tools.register(server)
+    resources.register(server)
     return server
 
 
@@ -70,7 +71,16 @@ def build_app(server: MCPServer):
 
 
 class GatewayServer(MCPServer):
-    """The SDK's server, answering arguments that don't fit a tool in the portal's words."""
+    """The SDK's server, answering arguments that don't fit a tool in the portal's words,
+    and listing the tools as lean as a model can use them (tools.definitions)."""
+
+    _definitions = None
+
+    async def list_tools(self):
+        # Built once: the tools don't change once the server is built.
+        if self._definitions is None:
+            self._definitions = tools.definitions(await super().list_tools())
+        return self._definitions
 
     async def call_tool(self, name: str, arguments: dict, context=None):
         try:

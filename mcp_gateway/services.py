@@ -10,7 +10,7 @@ from oauth2_provider.models import Application, RefreshToken
 
 from connections.models import Connection
 
-from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall
+from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall, ToolProfile
 
 
 class ApiKeyError(Exception):
@@ -44,6 +44,7 @@ def create_api_key(
     connection: Connection,
     name: str,
     read_only: bool = False,
+    tool_profile: str = ToolProfile.FULL,
     expires_at: datetime | None = None,
     ip: str | None = None,
     form_nonce: str | None = None,
@@ -58,20 +59,23 @@ def create_api_key(
         raise AlreadyCreated(already)
     try:
         with transaction.atomic():
-            key, plaintext = _issue(owner, connection, name, read_only, expires_at, form_nonce, ip)
+            key, plaintext = _issue(
+                owner, connection, name, read_only, tool_profile, expires_at, form_nonce, ip
+            )
     except IntegrityError:
         # The same form, submitted twice at once: the other request made the key.
         raise AlreadyCreated(already) from None
     return key, plaintext
 
 
-def _issue(owner, connection, name, read_only, expires_at, form_nonce, ip):
+def _issue(owner, connection, name, read_only, tool_profile, expires_at, form_nonce, ip):
     with transaction.atomic():
         key, plaintext = ApiKey.objects.issue(
             owner,
             connection=connection,
             name=name,
             read_only=read_only,
+            tool_profile=tool_profile,
             expires_at=expires_at,
             form_nonce=form_nonce,
         )
@@ -233,6 +237,7 @@ def roll_api_key(
             connection=key.connection,
             name=key.name,
             read_only=key.read_only,
+            tool_profile=key.tool_profile,
             expires_at=key.expires_at,
             ip=ip,
         )

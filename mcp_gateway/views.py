@@ -93,6 +93,7 @@ def key_create(request):
                 connection=form.cleaned_data["connection"],
                 name=form.cleaned_data["name"],
                 read_only=form.read_only,
+                tool_profile=form.cleaned_data["tool_profile"],
                 expires_at=form.expires_at,
                 ip=client_ip(request),
                 form_nonce=form.cleaned_data["nonce"],

@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from connections.models import AuditEvent
 from mcp_gateway import usage
@@ -243,3 +244,26 @@ def test_audit_log_csv_merges_both_logs_in_time_order(admin_client, alice, alice
         ("key_created", key.display_id, ""),
         ("revoked_by_admin", "", "'-left"),
     ]
+
+
+# --- a user's own usage, on the dashboard -------------------------------------------------
+
+
+def test_the_dashboard_shows_a_users_own_usage(client, alice, bob, alice_connection):
+    now = timezone.now()
+    for n in range(3):
+        call(now - timedelta(hours=n), owner=alice, tool="search_records", ok=n != 0)
+    call(now, owner=bob, tool="delete_record")
+    call(now - timedelta(days=40), owner=alice, tool="get_record")  # too long ago
+    client.force_login(alice)
+
+    page = client.get("/").content.decode()
+
+    assert "<strong>3</strong> tool calls · <strong>1</strong> errors (33.3 %)" in page
+    assert "search_records" in page
+    assert "delete_record" not in page and "get_record" not in page
+
+
+def test_the_dashboard_says_when_there_is_no_usage(client, alice):
+    client.force_login(alice)
+    assert "No tool calls in the last 30 days." in client.get("/").content.decode()

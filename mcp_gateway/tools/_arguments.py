@@ -24,59 +24,41 @@ Slug = Annotated[
 Uuid = Annotated[str, Field(pattern=UUID_PATTERN, description="A UUID")]
 ObjectSlug = Annotated[
     Slug,
-    Field(
-        description="The object's API slug (`people`, `companies`, `deals` or a custom "
-        "object's slug, see `list_objects`) or its UUID"
-    ),
+    Field(description="Object slug or UUID"),
 ]
-ListSlug = Annotated[Slug, Field(description="The list's API slug (see `list_lists`) or its UUID")]
-RecordId = Annotated[Uuid, Field(description="The record's UUID (`record_id`)")]
-EntryId = Annotated[Uuid, Field(description="The list entry's UUID (`entry_id`)")]
+ListSlug = Annotated[Slug, Field(description="List slug or UUID")]
+RecordId = Annotated[Uuid, Field(description="Record UUID")]
+EntryId = Annotated[Uuid, Field(description="List entry UUID")]
 AttributeKey = Annotated[str, Field(min_length=1, max_length=128, pattern=SLUG_PATTERN)]
 Values = Annotated[
     dict[AttributeKey, Any],
     Field(
         min_length=1,
         max_length=200,
-        description="Attribute values keyed by attribute slug (or attribute UUID), in Attio's "
-        'input shapes, e.g. {"name": "Ada Lovelace", "email_addresses": ["ada@example.com"], '
-        '"company": {"target_object": "companies", "target_record_id": "<uuid>"}}. Each '
-        "value may be one value or a list of values; null or [] clears the attribute. Use "
-        "`list_attributes` for the slugs, types and select/status options.",
+        description='{attribute slug: value or list}, e.g. {"company": {"target_object": '
+        '"companies", "target_record_id": "<id>"}}; null clears',
     ),
 ]
 Filter = Annotated[
     dict[str, Any] | None,
     Field(
-        description="An Attio filter object, passed through as is: shorthand "
-        '{"name": "Acme Corp"} or verbose {"$and": [{"stage": {"$eq": "Won"}}, '
-        '{"value": {"currency_value": {"$gte": 10000}}}]}. Operators include $eq, $contains, '
-        "$starts_with, $ends_with, $lt, $lte, $gt, $gte, $in, $not_empty, $and, $or, $not. "
-        "See https://docs.attio.com/rest-api/how-to/filtering-and-sorting. Omit for no filter."
+        description='e.g. {"name": "Acme"} or {"$and": [{"stage": {"$eq": "Won"}}]}; also '
+        "$contains, $gt, $in, $or, $not..."
     ),
 ]
-Offset = Annotated[
-    int, Field(ge=0, le=1_000_000, description="How many results to skip (for paging)")
-]
+Offset = Annotated[int, Field(ge=0, le=1_000_000, description="Skip this many")]
 
 
 class Sort(BaseModel):
-    """One sort, by an attribute or by a path through record references."""
-
     model_config = ConfigDict(extra="forbid")
 
     direction: Literal["asc", "desc"]
-    attribute: AttributeKey | None = Field(
-        None, description="Attribute slug or UUID to sort by (give this or `path`)"
-    )
+    attribute: AttributeKey | None = Field(None, description="Attribute slug (or give `path`)")
     path: list[Annotated[list[AttributeKey], Field(min_length=2, max_length=2)]] | None = Field(
         None,
-        description='[[object_or_list, attribute], ...] pairs, e.g. [["people", "company"], '
-        '["companies", "name"]] (give this or `attribute`)',
+        description='Reference path, e.g. [["people", "company"], ["companies", "name"]]',
     )
-    field: AttributeKey | None = Field(
-        None, description="Sub-field of the attribute, e.g. `last_name` of `name`"
-    )
+    field: AttributeKey | None = Field(None, description="Sub-field, e.g. `last_name`")
 
     @model_validator(mode="after")
     def attribute_or_path(self) -> "Sort":
@@ -85,9 +67,7 @@ class Sort(BaseModel):
         return self
 
 
-Sorts = Annotated[
-    list[Sort] | None, Field(max_length=10, description="Sorts, applied in order; omit for none")
-]
+Sorts = Annotated[list[Sort] | None, Field(max_length=10, description="Applied in order")]
 
 
 def attio_sorts(sorts: list[Sort] | None) -> list[dict]:

@@ -8,7 +8,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -176,28 +177,119 @@ async def call_attio(
 # --- Helpful errors for unknown attribute slugs ---------------------------------------------
 
 UNKNOWN_ATTRIBUTE = re.compile(r'Cannot find attribute with slug/ID "[^"]*"')
-# Attribute slugs per connection: {connection_id: {(target, identifier): (expires, slugs)}}.
+
+
+@dataclass
+class Schema:
+    """What is kept of an object's or list's attributes: their slugs and, once read from
+    Attio here, each one's type, which are multiselect, and the titles of select options
+    and statuses by id (read only for values that carry an id alone). `types` is None
+    while only the slugs are known, and empty when Attio would not give the attributes."""
+
+    slugs: list[str]
+    types: dict[str, str] | None = None
+    multiselect: frozenset[str] = frozenset()
+    titles: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# Attributes per connection: {connection_id: {(target, identifier): (expires, Schema)}}.
 # Per connection, not per workspace: two connections to one workspace may see different
 # attributes (their scopes differ), and one workspace's schema never answers for another's.
-ATTRIBUTE_SLUGS: dict[int, dict[tuple[str, str], tuple[float, list[str]]]] = {}
+ATTRIBUTE_SLUGS: dict[int, dict[tuple[str, str], tuple[float, Schema]]] = {}
 ATTRIBUTE_SLUGS_SECONDS = 60.0
 
 
-def remember_slugs(connection_id: int, target: str, identifier: str, slugs: list[str]) -> None:
+def remember_schema(connection_id: int, target: str, identifier: str, schema: Schema) -> None:
     now = time.monotonic()
     cache = ATTRIBUTE_SLUGS.setdefault(connection_id, {})
     for key in [k for k, (expires, _) in cache.items() if expires <= now]:
         del cache[key]
-    cache[(target, identifier)] = (now + ATTRIBUTE_SLUGS_SECONDS, slugs)
+    cache[(target, identifier)] = (now + ATTRIBUTE_SLUGS_SECONDS, schema)
+
+
+def remember_slugs(connection_id: int, target: str, identifier: str, slugs: list[str]) -> None:
+    remember_schema(connection_id, target, identifier, Schema(slugs))
+
+
+def forget_slugs(connection_id: int) -> None:
+    """After a schema change through this connection, drop everything cached of its
+    schema: the object or list changed may be cached under its slug and its UUID, and a
+    renamed one under a slug that no longer names it."""
+    ATTRIBUTE_SLUGS.pop(connection_id, None)
+
+
+def cached_schema(connection_id: int, target: str, identifier: str) -> Schema | None:
+    cached = ATTRIBUTE_SLUGS.get(connection_id, {}).get((target, identifier))
+    return cached[1] if cached and cached[0] > time.monotonic() else None
+
+
+def schema_of(attributes: list[dict]) -> Schema:
+    named = [a for a in attributes if a.get("api_slug")]
+    return Schema(
+        slugs=sorted(str(a["api_slug"]) for a in named),
+        types={str(a["api_slug"]): str(a.get("type") or "") for a in named},
+        multiselect=frozenset(str(a["api_slug"]) for a in named if a.get("is_multiselect")),
+    )
+
+
+async def attribute_schema(
+    caller: Caller, target: str, identifier: str, *, titles_for: Iterable[str] = ()
+) -> Schema:
+    """The attributes of an object or list for shaping its values: cached, else read from
+    Attio once, and the option or status titles of the `titles_for` attributes not known
+    yet. Never fails: what Attio would not give is kept as unknown for the cache's minute
+    (values then come back as lists), so a read without the scope pays for it once."""
+    connection_id = caller.connection.pk
+    status = caller.outcome.attio_status
+    try:
+        schema = cached_schema(connection_id, target, identifier)
+        if schema is None or schema.types is None:
+            try:
+                attributes = await call_attio(caller, attio.alist_attributes, target, identifier)
+            except ToolFailure:
+                schema = Schema(slugs=[], types={})
+            else:
+                schema = schema_of(attributes)
+            remember_schema(connection_id, target, identifier, schema)
+        for slug in titles_for:
+            if slug not in schema.titles:
+                schema.titles[slug] = await choice_titles(caller, target, identifier, schema, slug)
+        return schema
+    finally:
+        # The audit keeps the status of the tool's own call, not of these look-ups.
+        caller.outcome.attio_status = status
+
+
+async def choice_titles(
+    caller: Caller, target: str, identifier: str, schema: Schema, slug: str
+) -> dict[str, str]:
+    """{id: title} of a select attribute's options or a status attribute's statuses."""
+    kind = (schema.types or {}).get(slug)
+    if kind not in ("select", "status"):
+        return {}
+    call, id_name = (
+        (attio.alist_select_options, "option_id")
+        if kind == "select"
+        else (attio.alist_statuses, "status_id")
+    )
+    try:
+        choices = await call_attio(caller, call, target, identifier, slug)
+    except ToolFailure:
+        return {}
+    return {
+        str((c.get("id") or {}).get(id_name)): str(c.get("title") or "")
+        for c in choices
+        if (c.get("id") or {}).get(id_name)
+    }
 
 
 async def known_slugs(caller: Caller, token: str, target: str, identifier: str) -> list[str]:
     """The attribute slugs of an object or list (cached briefly per connection); [] if
     unknown."""
     connection_id = caller.connection.pk
-    cached = ATTRIBUTE_SLUGS.get(connection_id, {}).get((target, identifier))
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
+    cached = cached_schema(connection_id, target, identifier)
+    if cached is not None:
+        return cached.slugs
     failed_status = caller.outcome.attio_status
     try:
         attributes = await attio.alist_attributes(token, target, identifier)
@@ -206,9 +298,9 @@ async def known_slugs(caller: Caller, token: str, target: str, identifier: str) 
     finally:
         # The audit keeps the status of the call that failed, not of this look-up.
         caller.outcome.attio_status = failed_status
-    slugs = sorted(str(a.get("api_slug")) for a in attributes if a.get("api_slug"))
-    remember_slugs(connection_id, target, identifier, slugs)
-    return slugs
+    schema = schema_of(attributes)
+    remember_schema(connection_id, target, identifier, schema)
+    return schema.slugs
 
 
 async def call_with_slug_help(

@@ -1,4 +1,5 @@
-"""Comments: the threads on a record or a list entry, and adding a comment or a reply."""
+"""Comments: the threads on a record or a list entry, one thread or comment, and adding a
+comment or a reply, or deleting one."""
 
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from ..auth import Caller
 from . import tool
 from ._arguments import ListSlug, ObjectSlug, Offset, Uuid
 from ._call import ToolFailure, call_attio, reconnect_error
-from ._results import id_part, paged
+from ._results import Deleted, deleted, id_part, paged
 
 
 class Comment(BaseModel):
@@ -65,16 +66,14 @@ def comment_target(
 async def list_threads(
     caller: Caller,
     object: Annotated[ObjectSlug | None, Field(description="With `record_id`")] = None,
-    record_id: Annotated[Uuid | None, Field(description="Threads on this record")] = None,
+    record_id: Annotated[Uuid | None, Field(description="With `object`")] = None,
     list: Annotated[ListSlug | None, Field(description="With `entry_id`")] = None,
-    entry_id: Annotated[Uuid | None, Field(description="Threads on this list entry")] = None,
-    limit: Annotated[int, Field(ge=1, le=50, description="Page size (at most 50)")] = 10,
+    entry_id: Annotated[Uuid | None, Field(description="With `list`")] = None,
+    limit: Annotated[int, Field(ge=1, le=50, description="Page size")] = 10,
     offset: Offset = 0,
 ) -> ThreadList:
-    """List the comment threads, with their comments, on a record (`object` and
-    `record_id`) or on a list entry (`list` and `entry_id`). Paged, at most 50 threads a
-    page: pass `next_offset` back as `offset` for more. Reply with `create_comment` and a
-    `thread_id`."""
+    """List comment threads, with their comments, on a record or a list entry. Paged by
+    `offset`."""
     target = comment_target(object, record_id, list, entry_id)
     params: dict[str, Any] = {"limit": limit, "offset": offset}
     if "record" in target:
@@ -82,18 +81,7 @@ async def list_threads(
     else:
         params.update(target["entry"])
     items = await call_attio(caller, attio.alist_threads, params)
-    return ThreadList.of(
-        [
-            Thread(
-                thread_id=id_part(t, "thread_id"),
-                created_at=t.get("created_at"),
-                comments=[comment(c) for c in t.get("comments") or []],
-            )
-            for t in items
-        ],
-        offset=offset,
-        limit=limit,
-    )
+    return ThreadList.of([thread(t) for t in items], offset=offset, limit=limit)
 
 
 async def own_member_id(caller: Caller) -> str:
@@ -116,21 +104,15 @@ async def own_member_id(caller: Caller) -> str:
 @tool(title="Add a comment", read_only=False)
 async def create_comment(
     caller: Caller,
-    content: Annotated[
-        str, Field(min_length=1, max_length=10_000, description="The comment, in plaintext")
-    ],
-    thread_id: Annotated[
-        Uuid | None, Field(description="Reply in this thread (from `list_threads`)")
-    ] = None,
+    content: Annotated[str, Field(min_length=1, max_length=10_000, description="Plaintext")],
+    thread_id: Annotated[Uuid | None, Field(description="To reply in")] = None,
     object: Annotated[ObjectSlug | None, Field(description="With `record_id`")] = None,
-    record_id: Annotated[Uuid | None, Field(description="Start a thread on this record")] = None,
+    record_id: Annotated[Uuid | None, Field(description="With `object`")] = None,
     list: Annotated[ListSlug | None, Field(description="With `entry_id`")] = None,
-    entry_id: Annotated[Uuid | None, Field(description="Start a thread on this list entry")] = None,
+    entry_id: Annotated[Uuid | None, Field(description="With `list`")] = None,
 ) -> Comment:
-    """Comment on a record or a list entry (starting a new thread), or reply in an
-    existing thread (`thread_id`): give exactly one of these. The comment is posted as the
-    Attio member who connected this workspace to the portal. Plaintext only; @mentions
-    are not supported by Attio's API."""
+    """Start a thread on a record or list entry, or reply in `thread_id`: give exactly one.
+    Posted as the member who connected the workspace."""
     if thread_id is not None:
         if any(x is not None for x in (object, record_id, list, entry_id)):
             raise ToolFailure(
@@ -144,3 +126,37 @@ async def create_comment(
     author = {"type": "workspace-member", "id": await own_member_id(caller)}
     data = {"format": "plaintext", "content": content, "author": author, **target}
     return comment(await call_attio(caller, attio.acreate_comment, data, write=True))
+
+
+def thread(item: dict) -> Thread:
+    return Thread(
+        thread_id=id_part(item, "thread_id"),
+        created_at=item.get("created_at"),
+        comments=[comment(c) for c in item.get("comments") or []],
+    )
+
+
+@tool(title="Get a comment thread", read_only=True)
+async def get_thread(
+    caller: Caller, thread_id: Annotated[Uuid, Field(description="The thread's UUID")]
+) -> Thread:
+    """Get one comment thread with all its comments, oldest first."""
+    return thread(await call_attio(caller, attio.aget_thread, thread_id))
+
+
+@tool(title="Get a comment", read_only=True)
+async def get_comment(
+    caller: Caller, comment_id: Annotated[Uuid, Field(description="The comment's UUID")]
+) -> Comment:
+    """Get one comment, with its thread id and author."""
+    return comment(await call_attio(caller, attio.aget_comment, comment_id))
+
+
+@tool(title="Delete a comment", read_only=False, destructive=True, idempotent=True)
+async def delete_comment(
+    caller: Caller, comment_id: Annotated[Uuid, Field(description="The comment's UUID")]
+) -> Deleted:
+    """Delete a comment for good (the first one deletes its whole thread). Confirm with
+    the user first."""
+    await call_attio(caller, attio.adelete_comment, comment_id, write=True)
+    return deleted("comment", comment_id)

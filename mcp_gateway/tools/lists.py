@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from connections import attio
 
 from ..auth import Caller
-from . import tool
+from . import _confirm, tool
 from ._arguments import (
     AttributeKey,
     EntryId,
@@ -22,7 +22,14 @@ from ._arguments import (
     values_for_attio,
 )
 from ._call import call_attio, call_with_slug_help
-from ._results import Deleted, compact_values, deleted, id_part, paged
+from ._confirm import Confirm, Deletion
+from ._results import (
+    AttributeNames,
+    FullText,
+    id_part,
+    paged,
+    shaped_values,
+)
 
 
 class ListInfo(BaseModel):
@@ -55,49 +62,72 @@ class Entry(BaseModel):
     parent_object: str
     parent_record_id: str
     created_at: str | None
-    entry_values: dict[str, list[dict[str, Any]]] = Field(
-        description="The entry's own values by list attribute slug (the record's values "
-        "are on the record: `get_record`)"
+    entry_values: dict[str, Any] = Field(
+        description="The entry's own values by list attribute slug, like a record's "
+        "(the record's values are on the record: `get_record`)"
     )
 
 
 EntryPage = paged("EntryPage", "entries", Entry)
 
 
-def entry(item: dict) -> Entry:
-    return Entry(
-        entry_id=id_part(item, "entry_id"),
-        list_id=id_part(item, "list_id"),
-        parent_object=item.get("parent_object") or "",
-        parent_record_id=item.get("parent_record_id") or "",
-        created_at=item.get("created_at"),
-        entry_values=compact_values(item.get("entry_values")),
+# How to get a text value whole, in the marker of a text cut short.
+WHOLE_TEXT = 'query_list_entries with full_text=["{slug}"]'
+
+
+async def entries(
+    caller: Caller,
+    list_: str,
+    items: list[dict],
+    *,
+    attributes: list[str] | None = None,
+    full_text: list[str] | None = None,
+) -> list[Entry]:
+    values = await shaped_values(
+        caller,
+        "lists",
+        list_,
+        [item.get("entry_values") for item in items],
+        only=attributes,
+        full_text=full_text,
+        more=WHOLE_TEXT,
     )
+    return [
+        Entry(
+            entry_id=id_part(item, "entry_id"),
+            list_id=id_part(item, "list_id"),
+            parent_object=item.get("parent_object") or "",
+            parent_record_id=item.get("parent_record_id") or "",
+            created_at=item.get("created_at"),
+            entry_values=shaped,
+        )
+        for item, shaped in zip(items, values, strict=True)
+    ]
+
+
+async def entry(caller: Caller, list_: str, item: dict) -> Entry:
+    [one] = await entries(caller, list_, [item])
+    return one
 
 
 EntryValues = Annotated[
     dict[AttributeKey, Any],
     Field(
         max_length=200,
-        description="Values of the list's own attributes keyed by slug, in Attio's input "
-        'shapes, e.g. {"stage": "Qualified", "priority": "High"}; see `list_attributes` '
-        "with target `lists`",
+        description='List values by slug, e.g. {"stage": "Won"}',
     ),
 ]
 
 
 @tool(title="List lists", read_only=True)
 async def list_lists(caller: Caller) -> ListList:
-    """List the workspace's lists (pipelines, boards) with their slugs and the objects whose
-    records they hold. Use a slug as `list` in the list tools and `list_attributes` (target
-    `lists`) for a list's own fields."""
+    """List the workspace's lists (pipelines, boards) and the objects each holds."""
     return ListList(lists=[list_info(x) for x in await call_attio(caller, attio.alist_lists)])
 
 
 @tool(title="Get a list", read_only=True)
 async def get_list(caller: Caller, list: ListSlug) -> ListInfo:
-    """Get one list by slug or UUID: its name and the objects whose records it holds. If it
-    is not found, `list_lists` gives valid slugs."""
+    """Get one list: its name and the objects it holds."""
     return list_info(await call_attio(caller, attio.aget_list, list))
 
 
@@ -107,13 +137,12 @@ async def query_list_entries(
     list: ListSlug,
     filter: Filter = None,
     sorts: Sorts = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="Page size (at most 500)")] = 25,
+    limit: Annotated[int, Field(ge=1, le=500, description="Page size")] = 25,
     offset: Offset = 0,
+    attributes: AttributeNames = None,
+    full_text: FullText = None,
 ) -> EntryPage:
-    """List a list's entries (the records in it with the list's own values, e.g. a
-    pipeline stage), with Attio's filters and sorts on the list's attributes, a page at a
-    time (default 25, at most 500; pass `next_offset` back as `offset` for more). Unknown
-    attribute slugs are answered with the valid ones."""
+    """List a list's entries (records with the list's own values), filtered and sorted."""
     items = await call_with_slug_help(
         caller,
         "lists",
@@ -126,7 +155,8 @@ async def query_list_entries(
         limit=limit,
         offset=offset,
     )
-    return EntryPage.of([entry(e) for e in items], offset=offset, limit=limit)
+    page = await entries(caller, list, items, attributes=attributes, full_text=full_text)
+    return EntryPage.of(page, offset=offset, limit=limit)
 
 
 @tool(title="Add a record to a list", read_only=False)
@@ -137,10 +167,7 @@ async def add_to_list(
     record_id: RecordId,
     entry_values: EntryValues = {},  # noqa: B006 (pydantic copies defaults)
 ) -> Entry:
-    """Add a record to a list, optionally with values for the list's own attributes (e.g.
-    a stage). The record must be of an object the list holds (`get_list`). Attio allows
-    the same record in a list more than once, so check `list_record_entries` first if that
-    matters. Unknown attribute slugs are answered with the valid ones."""
+    """Add a record to a list (even if already in it: see `list_record_entries`)."""
     item = await call_with_slug_help(
         caller,
         "lists",
@@ -152,7 +179,7 @@ async def add_to_list(
         values_for_attio(entry_values),
         write=True,
     )
-    return entry(item)
+    return await entry(caller, list, item)
 
 
 @tool(title="Update a list entry", read_only=False, destructive=True)
@@ -163,25 +190,27 @@ async def update_list_entry(
     entry_values: Annotated[EntryValues, Field(min_length=1)],
     overwrite_multiselect: Annotated[
         bool,
-        Field(
-            description="false (default): multiselect values given are added; true: they "
-            "replace the existing ones"
-        ),
+        Field(description="Replace multiselect values"),
     ] = False,
 ) -> Entry:
-    """Change some of a list entry's own values (e.g. move it to another stage); attributes
-    not named keep their values. Find entry ids with `query_list_entries` or
-    `list_record_entries`. Unknown attribute slugs are answered with the valid ones."""
+    """Change some of a list entry's own values."""
     call = attio.aoverwrite_entry if overwrite_multiselect else attio.aupdate_entry
     item = await call_with_slug_help(
         caller, "lists", list, call, list, entry_id, values_for_attio(entry_values), write=True
     )
-    return entry(item)
+    return await entry(caller, list, item)
 
 
 @tool(title="Remove a record from a list", read_only=False, destructive=True, idempotent=True)
-async def remove_from_list(caller: Caller, list: ListSlug, entry_id: EntryId) -> Deleted:
-    """Remove an entry from a list, losing its list values (the record itself stays). Attio
-    cannot undo this. Find entry ids with `list_record_entries` or `query_list_entries`."""
+async def remove_from_list(
+    caller: Caller, list: ListSlug, entry_id: EntryId, confirm: Confirm = None
+) -> Deletion:
+    """Remove an entry from a list. Previews first: show the user, then `confirm`."""
+    arguments = {"list": list, "entry_id": entry_id}
+    confirmation = _confirm.check(caller, "remove_from_list", arguments, confirm)
+    reading = await _confirm.entry_to_remove(caller, list, entry_id)
+    if preview := confirmation.preview_unless_confirmed(reading):
+        return Deletion(deleted=False, kind="list entry", id=entry_id, preview=preview)
     await call_attio(caller, attio.adelete_entry, list, entry_id, write=True)
-    return deleted("list entry", entry_id)
+    caller.outcome.record_ids = [entry_id]
+    return Deletion(deleted=True, kind="list entry", id=entry_id)

@@ -41,8 +41,7 @@ def workspace_member(item: dict) -> WorkspaceMember:
 
 @tool(title="List workspace members", read_only=True)
 async def list_workspace_members(caller: Caller) -> WorkspaceMemberList:
-    """List the people in the Attio workspace: id, name, email address and access level.
-    Use an id or email address to assign tasks or to filter by owner."""
+    """List the workspace's members: id, name, email and access level."""
     items = await call_attio(caller, attio.alist_workspace_members)
     return WorkspaceMemberList(members=[workspace_member(m) for m in items])
 
@@ -52,8 +51,7 @@ async def get_workspace_member(
     caller: Caller,
     workspace_member_id: Annotated[Uuid, Field(description="The member's UUID")],
 ) -> WorkspaceMember:
-    """Get one workspace member by id (e.g. a task assignee or a record's owner). If it is
-    not found, `list_workspace_members` lists everyone."""
+    """Get one workspace member (e.g. a task's assignee or a record's owner)."""
     return workspace_member(
         await call_attio(caller, attio.aget_workspace_member, workspace_member_id)
     )

@@ -10,8 +10,9 @@ from ..auth import Caller
 from . import tool
 from ._arguments import ObjectSlug, Offset, RecordId, Uuid
 from ._call import call_attio
-from ._results import Deleted, deleted, id_part, paged
+from ._results import TEXT_LIMIT, Deleted, cut, deleted, id_part, paged
 
+# A listing shows the start of each note; `get_note` shows more, and all on request.
 NOTE_PREVIEW_CHARS = 1000
 
 
@@ -25,25 +26,34 @@ class Note(BaseModel):
     content_plaintext: str
     content_markdown: str | None = Field(None, description="Only from `get_note`")
     content_truncated: bool = Field(
-        False, description="True when `content_plaintext` is cut short: use `get_note`"
+        False, description="True when the content is cut short (the text says how to get all)"
     )
 
 
 NoteList = paged("NoteList", "notes", Note)
 
 
-def note(item: dict, *, preview: bool = False) -> Note:
+def note(item: dict, *, preview: bool = False, whole: bool = False) -> Note:
+    """A note; its content cut at NOTE_PREVIEW_CHARS in a `preview` (a listing) and at
+    TEXT_LIMIT otherwise, unless `whole`."""
     text = item.get("content_plaintext") or ""
-    truncated = preview and len(text) > NOTE_PREVIEW_CHARS
+    markdown = None if preview else item.get("content_markdown")
+    note_id = id_part(item, "note_id")
+    limit = NOTE_PREVIEW_CHARS if preview else TEXT_LIMIT
+    more = f"get_note with note_id {note_id}" if preview else "get_note with full_text=true"
+    truncated = not whole and max(len(text), len(markdown or "")) > limit
+    if truncated:
+        text = cut(text, more, limit)
+        markdown = cut(markdown, more, limit) if markdown is not None else None
     return Note(
-        note_id=id_part(item, "note_id"),
+        note_id=note_id,
         parent_object=item.get("parent_object") or "",
         parent_record_id=item.get("parent_record_id") or "",
         title=item.get("title") or "",
         created_at=item.get("created_at"),
         created_by=item.get("created_by_actor"),
-        content_plaintext=text[:NOTE_PREVIEW_CHARS] if truncated else text,
-        content_markdown=None if preview else item.get("content_markdown"),
+        content_plaintext=text,
+        content_markdown=markdown,
         content_truncated=truncated,
     )
 
@@ -53,12 +63,10 @@ async def list_notes(
     caller: Caller,
     object: ObjectSlug,
     record_id: RecordId,
-    limit: Annotated[int, Field(ge=1, le=50, description="Page size (at most 50)")] = 10,
+    limit: Annotated[int, Field(ge=1, le=50, description="Page size")] = 10,
     offset: Offset = 0,
 ) -> NoteList:
-    """List the notes on a record: title, author, date and the plaintext content (cut at
-    1000 characters; `get_note` gives the whole note, also as markdown). Paged, at most 50
-    a page: pass `next_offset` back as `offset` for more."""
+    """List a record's notes, content cut short (see `get_note`)."""
     items = await call_attio(
         caller, attio.alist_notes, object, record_id, limit=limit, offset=offset
     )
@@ -67,11 +75,12 @@ async def list_notes(
 
 @tool(title="Get a note", read_only=True)
 async def get_note(
-    caller: Caller, note_id: Annotated[Uuid, Field(description="The note's UUID")]
+    caller: Caller,
+    note_id: Annotated[Uuid, Field(description="Note UUID")],
+    full_text: Annotated[bool, Field(description="Give the content uncut")] = False,
 ) -> Note:
-    """Get one note with its whole content, as plaintext and as markdown. Find note ids with
-    `list_notes`."""
-    return note(await call_attio(caller, attio.aget_note, note_id))
+    """Get one note's content, as plaintext and markdown."""
+    return note(await call_attio(caller, attio.aget_note, note_id), whole=full_text)
 
 
 @tool(title="Create a note", read_only=False)
@@ -85,17 +94,14 @@ async def create_note(
     parent_record_id: Annotated[
         RecordId, Field(validation_alias=AliasChoices("parent_record_id", "record_id"))
     ],
-    title: Annotated[str, Field(min_length=1, max_length=500, description="The note's title")],
-    content: Annotated[str, Field(min_length=1, max_length=100_000, description="The note's body")],
+    title: Annotated[str, Field(min_length=1, max_length=500, description="Title")],
+    content: Annotated[str, Field(min_length=1, max_length=100_000, description="Body")],
     format: Annotated[
         Literal["plaintext", "markdown"],
-        Field(description="`markdown` renders headings, lists, bold and links"),
+        Field(description="Content format"),
     ] = "plaintext",
 ) -> Note:
-    """Add a note to a record (a person, company, deal...), named by `parent_object` (its
-    object's slug) and `parent_record_id`, as notes come back; in plaintext or markdown.
-    Notes cannot be edited through Attio's API afterwards, only deleted. If the record is
-    not found, check the object slug and record id."""
+    """Add a note to a record; notes cannot be edited afterwards."""
     item = await call_attio(
         caller,
         attio.acreate_note,
@@ -111,9 +117,8 @@ async def create_note(
 
 @tool(title="Delete a note", read_only=False, destructive=True, idempotent=True)
 async def delete_note(
-    caller: Caller, note_id: Annotated[Uuid, Field(description="The note's UUID")]
+    caller: Caller, note_id: Annotated[Uuid, Field(description="Note UUID")]
 ) -> Deleted:
-    """Delete a note for good; Attio cannot undo this. Confirm with the user first. A 404
-    means it is already gone or the id is wrong."""
+    """Delete a note for good; confirm with the user first."""
     await call_attio(caller, attio.adelete_note, note_id, write=True)
     return deleted("note", note_id)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from connections import attio
 
 from ..auth import Caller
-from . import tool
+from . import _confirm, tool
 from ._arguments import (
     AttributeKey,
     Filter,
@@ -21,7 +21,15 @@ from ._arguments import (
     values_for_attio,
 )
 from ._call import call_attio, call_with_slug_help
-from ._results import Deleted, compact_values, deleted, display_name, id_part, paged
+from ._confirm import Confirm, Deletion
+from ._results import (
+    AttributeNames,
+    FullText,
+    display_name,
+    id_part,
+    paged,
+    shaped_values,
+)
 
 
 class Record(BaseModel):
@@ -30,9 +38,9 @@ class Record(BaseModel):
     name: str | None = Field(None, description="The record's name, when it has one")
     created_at: str | None
     web_url: str | None = Field(None, description="The record's page in the Attio app")
-    values: dict[str, list[dict[str, Any]]] = Field(
-        description="Current values by attribute slug (attributes without a value are left "
-        "out; select options and statuses are shown by title)"
+    values: dict[str, Any] = Field(
+        description="Current values by attribute slug: one value, or a list for multiselect "
+        "attributes (attributes without a value are left out)"
     )
 
 
@@ -44,16 +52,43 @@ RecordPage = paged(
 )
 
 
-def record(item: dict) -> Record:
-    values = item.get("values") or {}
-    return Record(
-        record_id=id_part(item, "record_id"),
-        object_id=id_part(item, "object_id"),
-        name=display_name(values),
-        created_at=item.get("created_at"),
-        web_url=item.get("web_url"),
-        values=compact_values(values),
+# How to get a text attribute whole, in the marker of a text cut short.
+WHOLE_TEXT = 'get_record with full_text=["{slug}"]'
+
+
+async def records(
+    caller: Caller,
+    object: str,
+    items: list[dict],
+    *,
+    attributes: list[str] | None = None,
+    full_text: list[str] | None = None,
+) -> list[Record]:
+    values = await shaped_values(
+        caller,
+        "objects",
+        object,
+        [item.get("values") for item in items],
+        only=attributes,
+        full_text=full_text,
+        more=WHOLE_TEXT,
     )
+    return [
+        Record(
+            record_id=id_part(item, "record_id"),
+            object_id=id_part(item, "object_id"),
+            name=display_name(item.get("values") or {}),
+            created_at=item.get("created_at"),
+            web_url=item.get("web_url"),
+            values=shaped,
+        )
+        for item, shaped in zip(items, values, strict=True)
+    ]
+
+
+async def record(caller: Caller, object: str, item: dict, **options: Any) -> Record:
+    [one] = await records(caller, object, [item], **options)
+    return one
 
 
 class SearchHit(BaseModel):
@@ -78,21 +113,16 @@ async def search_records(
         Field(
             min_length=1,
             max_length=256,
-            description="Text to look for: a name, email address, domain or phone number",
+            description="Name, email, domain or phone",
         ),
     ],
     objects: Annotated[
         list[ObjectSlug],
-        Field(min_length=1, max_length=10, description="Objects to search in, by slug or UUID"),
+        Field(min_length=1, max_length=10, description="Objects to search"),
     ] = ["people", "companies"],  # noqa: B006 (pydantic copies defaults)
-    limit: Annotated[int, Field(ge=1, le=25, description="At most this many results")] = 10,
+    limit: Annotated[int, Field(ge=1, le=25, description="Most results")] = 10,
 ) -> SearchResults:
-    """Find records by name, email address, domain or phone number, fuzzily, across one or
-    more objects (people and companies by default), the way Attio's search box does. Returns
-    ids and labels only: use `get_record` for the values. At most 25 results and no paging;
-    results may lag a few seconds behind recent changes. For exact matches, filters or
-    paging use `query_records`. If an object is not found, `list_objects` gives valid
-    slugs."""
+    """Fuzzy search like Attio's search box; ids and labels only."""
     hits = await call_attio(caller, attio.asearch_records, query, objects, limit)
     return SearchResults(
         results=[
@@ -116,13 +146,11 @@ async def query_records(
     object: ObjectSlug,
     filter: Filter = None,
     sorts: Sorts = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="Page size (at most 500)")] = 25,
+    limit: Annotated[int, Field(ge=1, le=500, description="Page size")] = 25,
     offset: Offset = 0,
+    attributes: AttributeNames = None,
 ) -> RecordPage:
-    """List an object's records with Attio's filters and sorts, a page at a time (default
-    25, at most 500 per page; pass `next_offset` back as `offset` for more). Filters and
-    sorts use Attio's JSON shapes and attribute slugs; if Attio rejects a slug the error
-    lists the valid ones, and `list_attributes` shows slugs, types and options."""
+    """List an object's records, filtered and sorted, a page at a time."""
     items = await call_with_slug_help(
         caller,
         "objects",
@@ -135,22 +163,26 @@ async def query_records(
         limit=limit,
         offset=offset,
     )
-    return RecordPage.of([record(r) for r in items], offset=offset, limit=limit)
+    page = await records(caller, object, items, attributes=attributes)
+    return RecordPage.of(page, offset=offset, limit=limit)
 
 
 @tool(title="Get a record", read_only=True)
-async def get_record(caller: Caller, object: ObjectSlug, record_id: RecordId) -> Record:
-    """Get one record with all its current values, by object and record id. If it is not
-    found, check the object slug and find the id with `search_records` or `query_records`."""
-    return record(await call_attio(caller, attio.aget_record, object, record_id))
+async def get_record(
+    caller: Caller,
+    object: ObjectSlug,
+    record_id: RecordId,
+    attributes: AttributeNames = None,
+    full_text: FullText = None,
+) -> Record:
+    """Get one record's current values."""
+    item = await call_attio(caller, attio.aget_record, object, record_id)
+    return await record(caller, object, item, attributes=attributes, full_text=full_text)
 
 
 @tool(title="Create a record", read_only=False)
 async def create_record(caller: Caller, object: ObjectSlug, values: Values) -> Record:
-    """Create a record (a person, company, deal or custom object record) from attribute
-    values keyed by slug. Fails if a unique attribute (an email address, a domain) already
-    belongs to another record: use `upsert_record` to create-or-update instead. Required
-    attributes must be given; unknown slugs are answered with the valid ones."""
+    """Create a record; a taken unique value fails (see `upsert_record`)."""
     item = await call_with_slug_help(
         caller,
         "objects",
@@ -160,7 +192,7 @@ async def create_record(caller: Caller, object: ObjectSlug, values: Values) -> R
         values_for_attio(values),
         write=True,
     )
-    return record(item)
+    return await record(caller, object, item)
 
 
 @tool(title="Update a record", read_only=False, destructive=True)
@@ -171,21 +203,16 @@ async def update_record(
     values: Values,
     overwrite_multiselect: Annotated[
         bool,
-        Field(
-            description="false (default): values given for multiselect attributes are added "
-            "to the existing ones; true: they replace them"
-        ),
+        Field(description="Replace multiselect values"),
     ] = False,
 ) -> Record:
-    """Change some values of a record; attributes not named keep their values. Single-value
-    attributes are replaced. Multiselect attributes (email addresses, tags...) gain the
-    given values, unless `overwrite_multiselect` is true, when they are replaced. Unknown
-    slugs are answered with the valid ones."""
+    """Change some of a record's values; multiselect values are added unless
+    `overwrite_multiselect`."""
     call = attio.aoverwrite_record if overwrite_multiselect else attio.aupdate_record
     item = await call_with_slug_help(
         caller, "objects", object, call, object, record_id, values_for_attio(values), write=True
     )
-    return record(item)
+    return await record(caller, object, item)
 
 
 @tool(title="Create or update a record", read_only=False, destructive=True, idempotent=True)
@@ -194,17 +221,12 @@ async def upsert_record(
     object: ObjectSlug,
     matching_attribute: Annotated[
         AttributeKey,
-        Field(
-            description="A unique attribute to match on, e.g. `email_addresses` for people "
-            "or `domains` for companies; `values` must include it"
-        ),
+        Field(description="Unique attribute, in `values` too (e.g. `domains`)"),
     ],
     values: Values,
 ) -> Record:
-    """Create a record, or update the one whose unique `matching_attribute` matches (Attio's
-    "assert"). Safe to repeat. On update, multiselect values given replace the existing
-    ones. Fails if more than one record matches. Unknown slugs are answered with the valid
-    ones; `list_attributes` shows which attributes are unique."""
+    """Create a record, or update the one `matching_attribute` matches (multiselect values
+    are replaced)."""
     item = await call_with_slug_help(
         caller,
         "objects",
@@ -215,16 +237,22 @@ async def upsert_record(
         values_for_attio(values),
         write=True,
     )
-    return record(item)
+    return await record(caller, object, item)
 
 
 @tool(title="Delete a record", read_only=False, destructive=True, idempotent=True)
-async def delete_record(caller: Caller, object: ObjectSlug, record_id: RecordId) -> Deleted:
-    """Delete a record for good, with its list entries, notes and comments; Attio cannot
-    undo this. Confirm with the user first. A 404 means it is already gone or the id is
-    wrong."""
+async def delete_record(
+    caller: Caller, object: ObjectSlug, record_id: RecordId, confirm: Confirm = None
+) -> Deletion:
+    """Delete a record for good. Previews first: show the user, then `confirm`."""
+    arguments = {"object": object, "record_id": record_id}
+    confirmation = _confirm.check(caller, "delete_record", arguments, confirm)
+    reading = await _confirm.record_to_delete(caller, object, record_id)
+    if preview := confirmation.preview_unless_confirmed(reading):
+        return Deletion(deleted=False, kind="record", id=record_id, preview=preview)
     await call_attio(caller, attio.adelete_record, object, record_id, write=True)
-    return deleted("record", record_id)
+    caller.outcome.record_ids = [record_id]
+    return Deletion(deleted=True, kind="record", id=record_id)
 
 
 class RecordEntry(BaseModel):
@@ -242,12 +270,10 @@ async def list_record_entries(
     caller: Caller,
     object: ObjectSlug,
     record_id: RecordId,
-    limit: Annotated[int, Field(ge=1, le=500, description="Page size (at most 500)")] = 25,
+    limit: Annotated[int, Field(ge=1, le=500, description="Page size")] = 25,
     offset: Offset = 0,
 ) -> RecordEntries:
-    """List the lists a record is in: one row per list entry, with the list's slug and the
-    entry id (use them with `query_list_entries`, `update_list_entry` or
-    `remove_from_list`). Paged: pass `next_offset` back as `offset` for more."""
+    """List the lists a record is in (entry ids)."""
     items = await call_attio(
         caller, attio.alist_record_entries, object, record_id, limit=limit, offset=offset
     )

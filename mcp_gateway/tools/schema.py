@@ -30,8 +30,7 @@ class WhoAmI(BaseModel):
 
 @tool(title="Who am I", read_only=True)
 async def whoami(caller: Caller) -> WhoAmI:
-    """Show the Attio workspace this key reaches, the scopes Attio granted, and the portal
-    user and API key in use. Call it first to check the connection works."""
+    """The Attio workspace, scopes, user and key in use; checks the connection works."""
     identity = await call_attio(caller, attio.aget_self)
     if not identity.active:
         raise reconnect_error(caller.connection)
@@ -62,9 +61,7 @@ class ObjectList(BaseModel):
 
 @tool(title="List objects", read_only=True)
 async def list_objects(caller: Caller) -> ObjectList:
-    """List the workspace's objects (people, companies, deals and custom objects) with their
-    API slugs. Use a slug as `object` in the record tools, and `list_attributes` to see an
-    object's fields. Needs the object_configuration:read scope."""
+    """List the workspace's objects (people, companies, deals, custom) with their slugs."""
     objects = await call_attio(caller, attio.alist_objects)
     return ObjectList(
         objects=[
@@ -156,23 +153,16 @@ async def list_attributes(
     caller: Caller,
     target: Annotated[
         Literal["objects", "lists"],
-        Field(description="`objects` for an object's attributes, `lists` for a list's"),
+        Field(description="Object or list"),
     ],
-    identifier: Annotated[Slug, Field(description="The object's or list's API slug or UUID")],
+    identifier: Annotated[Slug, Field(description="Its slug or UUID")],
     include_options: Annotated[
         bool,
-        Field(
-            description="Also fetch the options of select attributes and the statuses of "
-            "status attributes (one extra Attio call per such attribute)"
-        ),
+        Field(description="Also fetch select/status options (one Attio call each)"),
     ] = True,
 ) -> AttributeList:
-    """List the attributes (fields) of an object or a list: slug, title, type, whether
-    required, unique, multiselect or writable, and, for select and status attributes,
-    their options and statuses (write those by title). Call it before creating or
-    updating records or list entries: values are keyed by these slugs. Archived
-    attributes are left out. If the object or list is not found, `list_objects` and
-    `list_lists` give valid slugs."""
+    """List an object's or list's attributes: slug, type, rules, and select/status options
+    (written by title). Call it before writing values: they are keyed by these slugs."""
     raw = await call_attio(caller, attio.alist_attributes, target, identifier)
     attributes = [attribute_info(a) for a in raw]
     remember_slugs(

@@ -19,12 +19,12 @@ Member = Annotated[
         min_length=3,
         max_length=254,
         pattern=MEMBER_PATTERN,
-        description="A workspace member's UUID or email address (see `list_workspace_members`)",
+        description="Member UUID or email",
     ),
 ]
 Deadline = Annotated[
     datetime | None,
-    Field(description="ISO 8601 date or date-time, e.g. 2025-06-30T17:00:00Z (UTC if no zone)"),
+    Field(description="ISO 8601, e.g. 2025-06-30T17:00:00Z"),
 ]
 
 
@@ -36,9 +36,9 @@ class LinkedRecord(BaseModel):
 
 
 LinkedRecords = Annotated[
-    list[LinkedRecord], Field(max_length=50, description="Records the task is about")
+    list[LinkedRecord], Field(max_length=50, description="Records it is about")
 ]
-Assignees = Annotated[list[Member], Field(max_length=20, description="Who should do the task")]
+Assignees = Annotated[list[Member], Field(max_length=20, description="Who does it")]
 
 
 class Task(BaseModel):
@@ -98,23 +98,16 @@ def attio_linked_record(linked: LinkedRecord) -> dict[str, str]:
 async def list_tasks(
     caller: Caller,
     linked_object: Annotated[
-        ObjectSlug | None, Field(description="With `linked_record_id`: tasks about that record")
+        ObjectSlug | None, Field(description="With `linked_record_id`")
     ] = None,
-    linked_record_id: Annotated[
-        Uuid | None, Field(description="With `linked_object`: tasks about that record")
-    ] = None,
-    assignee: Annotated[Member | None, Field(description="Only tasks assigned to")] = None,
-    is_completed: Annotated[
-        bool | None, Field(description="true: only done tasks; false: only open ones")
-    ] = None,
-    newest_first: Annotated[bool, Field(description="Newest tasks first")] = False,
-    limit: Annotated[int, Field(ge=1, le=500, description="Page size (at most 500)")] = 25,
+    linked_record_id: Annotated[Uuid | None, Field(description="With `linked_object`")] = None,
+    assignee: Annotated[Member | None, Field(description="Assigned to")] = None,
+    is_completed: Annotated[bool | None, Field(description="Done (true) or open")] = None,
+    newest_first: Annotated[bool, Field(description="Newest first")] = False,
+    limit: Annotated[int, Field(ge=1, le=500, description="Page size")] = 25,
     offset: Offset = 0,
 ) -> TaskList:
-    """List tasks, optionally only those about one record (give `linked_object` and
-    `linked_record_id` together), assigned to one member (UUID or email) or open/done.
-    Oldest first unless `newest_first`. Paged (default 25, at most 500): pass
-    `next_offset` back as `offset` for more."""
+    """List tasks, optionally of one record or assignee, done or open."""
     if (linked_object is None) != (linked_record_id is None):
         raise ToolFailure(
             "Give `linked_object` and `linked_record_id` together (the record's object slug "
@@ -136,18 +129,13 @@ async def list_tasks(
 @tool(title="Create a task", read_only=False)
 async def create_task(
     caller: Caller,
-    content: Annotated[
-        str, Field(min_length=1, max_length=2000, description="What to do, in plaintext")
-    ],
+    content: Annotated[str, Field(min_length=1, max_length=2000, description="Plaintext")],
     deadline_at: Deadline = None,
     assignees: Assignees = [],  # noqa: B006 (pydantic copies defaults)
     linked_records: LinkedRecords = [],  # noqa: B006
-    is_completed: Annotated[bool, Field(description="Create it as already done")] = False,
+    is_completed: Annotated[bool, Field(description="Already done")] = False,
 ) -> Task:
-    """Create a task: plaintext content (at most 2000 characters; Attio's API cannot change
-    it later), an optional deadline, assignees (member UUIDs or email addresses, see
-    `list_workspace_members`) and the records it is about. A 404 names the member or
-    record that was not found."""
+    """Create a task; its content cannot be changed later."""
     data = {
         "content": content,
         "format": "plaintext",
@@ -162,22 +150,20 @@ async def create_task(
 @tool(title="Update a task", read_only=False, destructive=True, idempotent=True)
 async def update_task(
     caller: Caller,
-    task_id: Annotated[Uuid, Field(description="The task's UUID")],
-    is_completed: Annotated[bool | None, Field(description="Mark done (true) or open")] = None,
+    task_id: Annotated[Uuid, Field(description="Task UUID")],
+    is_completed: Annotated[bool | None, Field(description="Done (true) or open")] = None,
     deadline_at: Deadline = None,
     clear_deadline: Annotated[bool, Field(description="Remove the deadline")] = False,
     assignees: Annotated[
         list[Member] | None,
-        Field(max_length=20, description="Replaces the assignees ([] to unassign)"),
+        Field(max_length=20, description="Replaces all; [] for none"),
     ] = None,
     linked_records: Annotated[
         list[LinkedRecord] | None,
-        Field(max_length=50, description="Replaces the linked records ([] to unlink all)"),
+        Field(max_length=50, description="Replaces all; [] for none"),
     ] = None,
 ) -> Task:
-    """Mark a task done or open, change or clear its deadline, or replace its assignees or
-    linked records. Only what is given changes. The content cannot be changed through
-    Attio's API: create a new task and delete this one instead."""
+    """Change a task's status, deadline, assignees or links, not its content."""
     if deadline_at is not None and clear_deadline:
         raise ToolFailure("Give `deadline_at` or `clear_deadline`, not both.", "invalid_arguments")
     data: dict[str, Any] = {}
@@ -202,9 +188,8 @@ async def update_task(
 
 @tool(title="Delete a task", read_only=False, destructive=True, idempotent=True)
 async def delete_task(
-    caller: Caller, task_id: Annotated[Uuid, Field(description="The task's UUID")]
+    caller: Caller, task_id: Annotated[Uuid, Field(description="Task UUID")]
 ) -> Deleted:
-    """Delete a task for good; Attio cannot undo this (to close a task, use `update_task`
-    with is_completed=true). A 404 means it is already gone or the id is wrong."""
+    """Delete a task for good (to close one: `update_task`)."""
     await call_attio(caller, attio.adelete_task, task_id, write=True)
     return deleted("task", task_id)

@@ -37,7 +37,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import httpx
 
-from . import rest, spec
+from . import meetings, rest, schema_writes, spec
 from .limits import DEFAULT_LIMITS, RateKind, RateTracker, rate_kind
 from .model import Store
 from .pages import consent_page, error_page
@@ -52,7 +52,7 @@ CHAOS_KINDS: tuple[ChaosKind, ...] = ("timeout", "reset", "500", "429")
 DEFAULT_SCOPES = (
     "record_permission:read-write object_configuration:read list_entry:read-write "
     "list_configuration:read note:read-write task:read-write comment:read-write "
-    "user_management:read"
+    "user_management:read meeting:read call_recording:read"
 )
 
 CODE_LIFETIME = 600  # seconds; authorization codes expire after 10 minutes
@@ -386,6 +386,8 @@ class FakeAttio:
         self.add_route("POST", "/oauth/revoke", "revoke", self._revoke, "oauth")
         self.add_route("GET", "/v2/self", "self", self._self, "api")
         rest.register(self)
+        meetings.register(self)
+        schema_writes.register(self)
 
     def add_route(
         self,

@@ -7,7 +7,8 @@ input values into stored values, and ``seed.py`` fills a fresh store.
 
 Record and entry values are stored already in Attio's output shape (a list of
 value objects per attribute slug, each with ``active_from``, ``active_until``,
-``created_by_actor`` and ``attribute_type``); only current values are kept.
+``created_by_actor`` and ``attribute_type``); the values a write replaced are kept
+beside them (``values.StoredValues``), for value history.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .meetings import Meeting
 
 Actor = dict[str, Any]  # {"type": "workspace-member" | "api-token" | ..., "id": ...}
 Values = dict[str, list[dict[str, Any]]]
@@ -222,6 +226,7 @@ class Store:
     tasks: dict[str, Task] = field(default_factory=dict)
     threads: dict[str, Thread] = field(default_factory=dict)
     comments: dict[str, Comment] = field(default_factory=dict)
+    meetings: dict[str, Meeting] = field(default_factory=dict)  # with their call recordings
 
     # --- look-ups by slug or id -------------------------------------------------
 

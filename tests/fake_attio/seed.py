@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import meetings
 from .model import (
     AttributeDef,
     Comment,
@@ -429,4 +430,6 @@ class _Seeder:
 
 def build_store(workspace_id: str, slug: str, owner_member_id: str) -> Store:
     """A freshly seeded store for one workspace."""
-    return _Seeder(workspace_id, slug, owner_member_id).build()
+    store = _Seeder(workspace_id, slug, owner_member_id).build()
+    meetings.seed(store, owner_member_id)
+    return store

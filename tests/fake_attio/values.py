@@ -13,6 +13,9 @@ value (``{"name": {"$contains": "ac"}}``) or on a property (``{"email_addresses"
 {"email_domain": {"$eq": "acme.com"}}}``), and ``$and``/``$or``/``$not``.
 Operators: ``$eq $in $contains $starts_with $ends_with $lt $lte $gt $gte
 $not_empty``. Path filters and sorts are refused with a filter error.
+
+A write that replaces a value keeps the old one, with its ``active_until`` set, in
+the values' ``replaced`` (``StoredValues``), so ``show_historic`` can be answered.
 """
 
 from __future__ import annotations
@@ -26,6 +29,19 @@ from typing import Any, Literal
 from .model import Actor, AttributeDef, Store, Values, _HasAttributes
 
 WriteMode = Literal["create", "append", "overwrite", "assert"]
+
+
+class StoredValues(dict):
+    """A record's or an entry's current values by slug, plus ``replaced``: the values
+    later writes replaced, by slug, each with its ``active_until`` set.
+
+    A dict of the current values, so whatever reads ``record.values`` sees only those;
+    ``write_values`` carries ``replaced`` from one write to the next.
+    """
+
+    def __init__(self, current: Mapping[str, list] = (), replaced: Values | None = None):
+        super().__init__(current)
+        self.replaced: Values = replaced if replaced is not None else {}
 
 
 class ValueProblem(Exception):
@@ -421,7 +437,10 @@ def write_values(
     values of the other records or entries, for unique attributes. ``system``
     lets the seed write attributes that are not writable through the API.
     """
-    result: Values = {slug: list(vals) for slug, vals in (existing or {}).items()}
+    result = StoredValues(
+        {slug: list(vals) for slug, vals in (existing or {}).items()},
+        {slug: list(vals) for slug, vals in getattr(existing, "replaced", {}).items()},
+    )
     for key, raw_value in raw.items():
         attr = parent.attribute(key)
         if attr is None:
@@ -465,6 +484,11 @@ def write_values(
                 }
             )
         result[attr.api_slug] = new
+        # Unchanged values are the same objects in `new`; the others were replaced.
+        kept = {id(v) for v in new}
+        replaced = [{**v, "active_until": at} for v in old if id(v) not in kept]
+        if replaced:
+            result.replaced.setdefault(attr.api_slug, []).extend(replaced)
     for attr in parent.attributes.values():
         if attr.is_required and not result.get(attr.api_slug):
             raise ValueProblem(
@@ -500,30 +524,53 @@ def render(
     Every attribute of the parent is present (empty list when unset), as Attio
     does. Select options and statuses are expanded into their full objects.
     """
-    out: dict[str, list[dict[str, Any]]] = {}
-    for attr in parent.attributes.values():
-        rendered = []
-        for value in values.get(attr.api_slug, []):
-            value = dict(value)
-            if "option" in value:
-                option = value["option"]
-                value["option"] = {
-                    "id": _sub_id(workspace_id, parent, attr, "option_id", option.id),
-                    "title": option.title,
-                    "is_archived": option.is_archived,
-                }
-            if "status" in value:
-                status = value["status"]
-                value["status"] = {
-                    "id": _sub_id(workspace_id, parent, attr, "status_id", status.id),
-                    "title": status.title,
-                    "is_archived": status.is_archived,
-                    "celebration_enabled": status.celebration_enabled,
-                    "target_time_in_status": status.target_time_in_status,
-                }
-            rendered.append(value)
-        out[attr.api_slug] = rendered
-    return out
+    return {
+        attr.api_slug: [
+            _rendered(value, parent, attr, workspace_id) for value in values.get(attr.api_slug, [])
+        ]
+        for attr in parent.attributes.values()
+    }
+
+
+def attribute_values(
+    values: Values,
+    parent: _HasAttributes,
+    attr: AttributeDef,
+    workspace_id: str,
+    *,
+    historic: bool,
+) -> list[dict[str, Any]]:
+    """One attribute's values, as the values endpoints answer: the current ones, or
+    with ``historic`` every value it has had, oldest first (by ``active_from``)."""
+    items = list(values.get(attr.api_slug, []))
+    if historic:
+        replaced = getattr(values, "replaced", {}).get(attr.api_slug, [])
+        items = sorted([*replaced, *items], key=lambda v: v["active_from"])
+    return [_rendered(value, parent, attr, workspace_id) for value in items]
+
+
+def _rendered(
+    value: Mapping[str, Any], parent: _HasAttributes, attr: AttributeDef, workspace_id: str
+) -> dict[str, Any]:
+    """A stored value in the JSON shape, its select option or status expanded."""
+    value = dict(value)
+    if "option" in value:
+        option = value["option"]
+        value["option"] = {
+            "id": _sub_id(workspace_id, parent, attr, "option_id", option.id),
+            "title": option.title,
+            "is_archived": option.is_archived,
+        }
+    if "status" in value:
+        status = value["status"]
+        value["status"] = {
+            "id": _sub_id(workspace_id, parent, attr, "status_id", status.id),
+            "title": status.title,
+            "is_archived": status.is_archived,
+            "celebration_enabled": status.celebration_enabled,
+            "target_time_in_status": status.target_time_in_status,
+        }
+    return value
 
 
 def _sub_id(

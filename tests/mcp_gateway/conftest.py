@@ -182,6 +182,24 @@ def tool_text(result) -> str:
     return " ".join(block.text for block in result.content if block.type == "text")
 
 
+def ok(result) -> dict:
+    """The structured content of a tool result that must have succeeded."""
+    assert not result.is_error, tool_text(result)
+    return result.structured_content
+
+
+@pytest.fixture
+def key(alice_key):
+    """Alice's read-write key, as the tool tests use it."""
+    return alice_key[1]
+
+
+@pytest.fixture
+def acme(fake_attio):
+    """The fake's `acme` workspace, alice's."""
+    return fake_attio.store("acme")
+
+
 @pytest.fixture
 def portal(gateway, settings):
     """The whole portal (its pages, the OAuth server and /mcp) served on a loopback port

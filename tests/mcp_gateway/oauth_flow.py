@@ -80,7 +80,13 @@ class Person:
         return await self.http.post(login_url, data=fields, headers={"Referer": login_url})
 
     async def consent(
-        self, url: str, *, allow: bool = True, access: str = "read_only", connection=None
+        self,
+        url: str,
+        *,
+        allow: bool = True,
+        access: str = "read_only",
+        connection=None,
+        tool_profile: str | None = None,
     ) -> httpx.Response:
         """Open the authorization URL and answer the consent page; the final answer."""
         page = await self.open(url)
@@ -90,6 +96,8 @@ class Person:
         if allow:
             fields["allow"] = "on"
             fields["access"] = access
+            if tool_profile is not None:
+                fields["tool_profile"] = tool_profile
             if connection is not None:
                 fields["connection"] = str(connection.pk)
             elif first := re.search(

@@ -468,6 +468,12 @@ def test_create_api_key_command_prints_the_key_once(alice_connection):
     assert KEY_REGEX.fullmatch(plaintext)
     key = ApiKey.objects.get()
     assert key.read_only and key.name == "ci" and key.connection == alice_connection
+    assert key.tool_profile == "full"
+
+
+def test_create_api_key_command_makes_compact_keys(alice_connection):
+    call_command("create_api_key", "--user", "alice", "--compact", stdout=StringIO())
+    assert ApiKey.objects.get().tool_profile == "compact"
 
 
 def test_create_api_key_command_needs_a_connection_choice(alice, make_connection):

@@ -58,6 +58,7 @@ def connect_app(
     client_name: str = "Portal test client",
     access: str = "read_only",
     connection: Connection | None = None,
+    tool_profile: str | None = None,
 ) -> Approval:
     """Register a client, have `username` approve it on the consent page, exchange the code."""
     verifier = secrets.token_urlsafe(48)
@@ -90,7 +91,9 @@ def connect_app(
     async def approve():
         person = Person(base, username)
         try:
-            return await person.approve(url, access=access, connection=connection)
+            return await person.approve(
+                url, access=access, connection=connection, tool_profile=tool_profile
+            )
         finally:
             await person.close()
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mcp_gateway.models import ToolCall
-from tests.mcp_gateway.conftest import tool_text
+from tests.mcp_gateway.conftest import ok, tool_text
 
 pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
 
@@ -11,23 +11,8 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 @pytest.fixture
-def key(alice_key):
-    return alice_key[1]
-
-
-@pytest.fixture
-def acme(fake_attio):
-    return fake_attio.store("acme")
-
-
-@pytest.fixture
 def ada(acme):
     return acme.record_id("people", "Ada Lovelace")
-
-
-def ok(result) -> dict:
-    assert not result.is_error, tool_text(result)
-    return result.structured_content
 
 
 def refused_before_attio(result, fake_attio, complaint: str) -> None:
@@ -71,7 +56,10 @@ def test_list_notes_cuts_long_notes_and_get_note_gives_them_whole(run_tools, key
     [note] = ok(listed)["notes"]
     assert note["note_id"] == note_id
     assert note["content_truncated"] is True
-    assert len(note["content_plaintext"]) == 1000
+    assert note["content_plaintext"] == (
+        f"{body[:1000]}… [cut at 1,000 of 2,000 characters: get_note with note_id "
+        f"{note_id} gives all]"
+    )
     assert ok(listed)["next_offset"] == 2
 
 
@@ -394,8 +382,7 @@ def test_query_list_entries(call_tool, key, fake_attio, acme):
     [found] = data["entries"]
     assert found["parent_record_id"] == acme.record_id("companies", "Acme Corp")
     assert found["parent_object"] == "companies"
-    assert found["entry_values"]["stage"][0]["status"] == "Qualified"
-    assert found["entry_values"]["priority"][0]["option"] == "High"
+    assert found["entry_values"] == {"stage": "Qualified", "priority": "High"}
     assert fake_attio.last("entries.query").json == {
         "filter": {"stage": "Qualified"},
         "sorts": [{"direction": "asc", "attribute": "priority"}],
@@ -422,7 +409,7 @@ def test_add_to_list(call_tool, key, fake_attio, acme):
         }
     }
     assert acme.entries[data["entry_id"]].parent_record_id == hooli
-    assert data["entry_values"]["stage"][0]["status"] == "Prospecting"
+    assert data["entry_values"]["stage"] == "Prospecting"
 
 
 def test_add_to_list_without_values(call_tool, key, fake_attio, acme):
@@ -458,8 +445,7 @@ def test_update_list_entry(call_tool, key, fake_attio, acme):
     call = fake_attio.last("entries.update")
     assert (call.method, call.path) == ("PATCH", f"/v2/lists/sales_pipeline/entries/{entry_id}")
     assert call.json == {"data": {"entry_values": {"stage": ["Proposal"]}}}
-    assert data["entry_values"]["stage"][0]["status"] == "Proposal"
-    assert data["entry_values"]["priority"][0]["option"] == "Medium"
+    assert data["entry_values"] == {"stage": "Proposal", "priority": "Medium"}
 
 
 def test_update_list_entry_overwriting(call_tool, key, fake_attio, acme):
@@ -475,11 +461,18 @@ def test_update_list_entry_overwriting(call_tool, key, fake_attio, acme):
     assert fake_attio.last("entries.overwrite").method == "PUT"
 
 
-def test_remove_from_list(call_tool, key, fake_attio, acme):
+def test_remove_from_list(mcp, key, fake_attio, acme):
     entry_id = pipeline_entry(acme, "Acme Corp")
-    data = ok(call_tool(key, "remove_from_list", {"list": "sales_pipeline", "entry_id": entry_id}))
+    arguments = {"list": "sales_pipeline", "entry_id": entry_id}
 
-    assert data == {"deleted": True, "kind": "list entry", "id": entry_id}
+    async def preview_then_confirm(client):
+        preview = ok(await client.call_tool("remove_from_list", arguments))
+        confirm = preview["preview"]["fingerprint"]
+        return ok(await client.call_tool("remove_from_list", {**arguments, "confirm": confirm}))
+
+    data = mcp(key, preview_then_confirm)
+
+    assert data == {"deleted": True, "kind": "list entry", "id": entry_id, "preview": None}
     assert entry_id not in acme.entries
     assert acme.record_id("companies", "Acme Corp") in acme.records
 

@@ -5,26 +5,11 @@ import pytest
 
 from mcp_gateway.models import ApiKey, ToolCall
 from mcp_gateway.tools import _call
-from tests.mcp_gateway.conftest import tool_text
+from tests.mcp_gateway.conftest import ok, tool_text
 
 pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
 
 MISSING = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture
-def key(alice_key):
-    return alice_key[1]
-
-
-@pytest.fixture
-def acme(fake_attio):
-    return fake_attio.store("acme")
-
-
-def ok(result) -> dict:
-    assert not result.is_error, tool_text(result)
-    return result.structured_content
 
 
 # --- schema -------------------------------------------------------------------------------
@@ -163,11 +148,14 @@ def test_get_record_shapes_values(call_tool, key, acme):
     assert data["name"] == "Ada Lovelace"
     assert data["web_url"].endswith(ada)
     values = data["values"]
-    assert values["email_addresses"][0]["email_address"] == "ada@acme.com"
-    assert values["company"][0]["target_record_id"] == acme.record_id("companies", "Acme Corp")
-    # Per-value history is left out, and so are attributes without a value.
-    assert "active_from" not in values["job_title"][0]
-    assert "created_by_actor" not in values["job_title"][0]
+    # Each value as what it means: a list for multiselect attributes only.
+    assert values["email_addresses"] == ["ada@acme.com"]
+    assert values["company"] == {
+        "object": "companies",
+        "record_id": acme.record_id("companies", "Acme Corp"),
+    }
+    assert values["job_title"] == "Chief Analyst"
+    # Attributes without a value are left out.
     assert all(values.values())
 
 
@@ -175,7 +163,7 @@ def test_get_record_shows_select_options_by_title(call_tool, key, acme):
     acme_corp = acme.record_id("companies", "Acme Corp")
     data = ok(call_tool(key, "get_record", {"object": "companies", "record_id": acme_corp}))
 
-    assert [v["option"] for v in data["values"]["categories"]] == ["B2B", "Enterprise"]
+    assert data["values"]["categories"] == ["B2B", "Enterprise"]
 
 
 def test_create_record_sends_values_as_lists(call_tool, key, fake_attio, acme):
@@ -228,9 +216,8 @@ def test_update_record_appends_to_multiselects(call_tool, key, fake_attio, acme)
     assert call.json == {
         "data": {"values": {"email_addresses": ["ada@lovelace.org"], "job_title": ["Countess"]}}
     }
-    emails = [v["email_address"] for v in data["values"]["email_addresses"]]
-    assert emails == ["ada@acme.com", "ada@lovelace.org"]
-    assert data["values"]["job_title"][0]["value"] == "Countess"
+    assert data["values"]["email_addresses"] == ["ada@acme.com", "ada@lovelace.org"]
+    assert data["values"]["job_title"] == "Countess"
 
 
 def test_update_record_can_overwrite_multiselects(call_tool, key, fake_attio, acme):
@@ -245,8 +232,7 @@ def test_update_record_can_overwrite_multiselects(call_tool, key, fake_attio, ac
 
     assert fake_attio.last("records.overwrite").method == "PUT"
     assert fake_attio.count("records.update") == 0
-    emails = [v["email_address"] for v in data["values"]["email_addresses"]]
-    assert emails == ["ada@lovelace.org"]
+    assert data["values"]["email_addresses"] == ["ada@lovelace.org"]
 
 
 def test_upsert_record_updates_the_matching_record(call_tool, key, fake_attio, acme):
@@ -276,11 +262,18 @@ def test_upsert_record_creates_when_nothing_matches(call_tool, key, acme):
     assert data["name"] == "Globex"
 
 
-def test_delete_record(call_tool, key, fake_attio, acme):
+def test_delete_record(mcp, key, fake_attio, acme):
     hooli = acme.record_id("companies", "Hooli")
-    data = ok(call_tool(key, "delete_record", {"object": "companies", "record_id": hooli}))
+    arguments = {"object": "companies", "record_id": hooli}
 
-    assert data == {"deleted": True, "kind": "record", "id": hooli}
+    async def preview_then_confirm(client):
+        preview = ok(await client.call_tool("delete_record", arguments))
+        confirm = preview["preview"]["fingerprint"]
+        return ok(await client.call_tool("delete_record", {**arguments, "confirm": confirm}))
+
+    data = mcp(key, preview_then_confirm)
+
+    assert data == {"deleted": True, "kind": "record", "id": hooli, "preview": None}
     assert hooli not in acme.records
     assert fake_attio.last("records.delete").path == f"/v2/objects/companies/records/{hooli}"
 

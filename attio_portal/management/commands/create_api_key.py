@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from attio_portal.accounts import find_user
 from mcp_gateway import services
+from mcp_gateway.models import ToolProfile
 
 
 class Command(BaseCommand):
@@ -15,9 +16,23 @@ class Command(BaseCommand):
             "--connection", type=int, help="connection id (needed if the user has several)"
         )
         parser.add_argument("--read-only", action="store_true", help="only read tools")
+        parser.add_argument(
+            "--compact",
+            action="store_true",
+            help="the compact tool profile (search, schema and the generic Attio request)",
+        )
         parser.add_argument("--name", default="created with create_api_key")
 
-    def handle(self, *args, user: str, connection: int | None, read_only: bool, name: str, **o):
+    def handle(
+        self,
+        *args,
+        user: str,
+        connection: int | None,
+        read_only: bool,
+        compact: bool,
+        name: str,
+        **options,
+    ):
         owner = find_user(user)
         if owner is None:
             raise CommandError(f"No single user matches {user!r}.")
@@ -34,7 +49,11 @@ class Command(BaseCommand):
             )
         try:
             _, plaintext = services.create_api_key(
-                owner, connection=choices[0], name=name, read_only=read_only
+                owner,
+                connection=choices[0],
+                name=name,
+                read_only=read_only,
+                tool_profile=ToolProfile.COMPACT if compact else ToolProfile.FULL,
             )
         except services.ApiKeyError as e:
             raise CommandError(str(e)) from None

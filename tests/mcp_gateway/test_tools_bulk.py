@@ -1,0 +1,359 @@
+"""Bulk writes over MCP: a preview per item that writes nothing, then the confirmed call
+writes each item, paced, with one result per item; failed items don't stop the rest."""
+
+import pytest
+from asgiref.sync import async_to_sync
+from mcp.client.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.server.transport_security import TransportSecuritySettings
+
+from mcp_gateway.models import ToolCall
+from mcp_gateway.server import build_server
+from mcp_gateway.tools import bulk
+from tests.mcp_gateway.conftest import MCP_URL, http_client, tool_text
+from tests.mcp_gateway.test_tools_confirm import fingerprint, ok, sessions  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
+
+MISSING = "00000000-0000-4000-8000-000000000000"
+
+
+def preview_then_confirm(sessions, key, name, arguments, *, between=None):  # noqa: F811
+    async def body(client):
+        preview = await client.call_tool(name, arguments)
+        if between is not None:
+            between()
+        confirmed = {**arguments, "confirm": fingerprint(preview)}
+        return preview, await client.call_tool(name, confirmed)
+
+    return sessions(body, key)
+
+
+def record_named(acme, object: str, name: str) -> str | None:
+    return next(
+        (
+            r.id
+            for r in acme.records.values()
+            if r.object_slug == object and r.values["name"][0].get("value") == name
+        ),
+        None,
+    )
+
+
+def test_bulk_upsert_previews_then_creates_and_updates(sessions, key, fake_attio, acme):  # noqa: F811
+    hooli = acme.record_id("companies", "Hooli")
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [
+            {"domains": "hooli.com", "name": "Hooli Inc"},
+            {"domains": ["globex.com"], "name": "Globex"},
+        ],
+    }
+    writes_between = []
+
+    preview, confirmed = preview_then_confirm(
+        sessions,
+        key,
+        "bulk_upsert_records",
+        arguments,
+        between=lambda: writes_between.append(fake_attio.count("records.assert")),
+    )
+
+    shown = ok(preview)
+    assert shown["done"] is False
+    assert [(i["action"], i["id"], i["name"]) for i in shown["items"]] == [
+        ("update", hooli, "Hooli"),
+        ("create", None, None),
+    ]
+    assert "creates 1 record(s), updates 1, skips 0" in shown["preview"]["changes"][0]
+    assert writes_between == [0]
+
+    data = ok(confirmed)
+    globex = record_named(acme, "companies", "Globex")
+    assert data["done"] is True and (data["written"], data["failed"]) == (2, 0)
+    assert [(i["ok"], i["id"]) for i in data["items"]] == [(True, hooli), (True, globex)]
+    assert acme.records[hooli].values["name"][0]["value"] == "Hooli Inc"
+    assert fake_attio.count("records.assert") == 2
+    row = ToolCall.objects.order_by("pk").last()
+    assert (row.tool, row.ok, row.record_ids) == ("bulk_upsert_records", True, [hooli, globex])
+
+
+def test_bulk_upsert_reports_each_failure_and_writes_the_rest(sessions, key, fake_attio, acme):  # noqa: F811
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [
+            {"domains": "globex.com", "name": "Globex"},
+            {"name": "No domain"},
+            {"domains": "globex.com", "name": "Globex again"},
+            {"domains": "umbrella.com", "name": "Umbrella", "categories": "No such option"},
+            {"domains": "stark.com", "name": "Stark"},
+        ],
+    }
+
+    preview, confirmed = preview_then_confirm(sessions, key, "bulk_upsert_records", arguments)
+
+    assert [i["action"] for i in ok(preview)["items"]] == [
+        "create",
+        "skip",
+        "skip",
+        "create",
+        "create",
+    ]
+    data = ok(confirmed)
+    items = data["items"]
+    assert [i["ok"] for i in items] == [True, False, False, False, True]
+    assert (data["written"], data["failed"]) == (2, 3)
+    assert "no value for `domains`" in items[1]["error"]
+    assert "same `domains` as item 0" in items[2]["error"]
+    assert 'Cannot find select option with title or ID "No such option"' in items[3]["error"]
+    assert "reference" in items[3]["error"]  # in our words, with a reference
+    # Invalid items were not sent; the one Attio refused did not stop the last.
+    assert fake_attio.count("records.assert") == 3
+    assert record_named(acme, "companies", "Stark") is not None
+    assert record_named(acme, "companies", "Umbrella") is None
+    row = ToolCall.objects.order_by("pk").last()
+    assert row.ok is True
+    assert row.record_ids == [items[0]["id"], items[4]["id"]]
+
+
+def test_odd_matching_values_are_answered_per_item(call_tool, key, fake_attio):
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [
+            {"domains": [["nested.com"]]},
+            {"domains": {"$or": 1}},
+            {"domains": 12.5},
+        ],
+    }
+    data = ok(call_tool(key, "bulk_upsert_records", arguments))
+
+    assert data["done"] is False
+    assert len(data["items"]) == 3
+    for item in data["items"]:
+        assert item["action"] in ("create", "skip")
+        if item["action"] == "skip":
+            assert item["error"].startswith("Attio: ")
+    assert fake_attio.count("records.assert") == 0
+
+
+def test_bulk_upsert_refuses_more_than_the_limit(call_tool, key, fake_attio):
+    records = [{"domains": f"c{n}.com", "name": f"C{n}"} for n in range(bulk.MAX_ITEMS + 1)]
+    arguments = {"object": "companies", "matching_attribute": "domains", "records": records}
+    result = call_tool(key, "bulk_upsert_records", arguments)
+
+    assert result.is_error
+    assert f"records: must have at most {bulk.MAX_ITEMS} items" in tool_text(result)
+    assert fake_attio.calls == []
+
+
+def test_bulk_writes_are_paced(sessions, key, fake_attio):  # noqa: F811
+    records = [{"domains": f"c{n}.com", "name": f"C{n}"} for n in range(6)]
+    arguments = {"object": "companies", "matching_attribute": "domains", "records": records}
+
+    _, confirmed = preview_then_confirm(sessions, key, "bulk_upsert_records", arguments)
+
+    assert ok(confirmed)["written"] == 6
+    # Sleeps never end early: the span is a floor, whatever the machine's load. Only the
+    # first write reaching the fake late could shorten it, by far less than the slack.
+    times = [c.time for c in fake_attio.calls_to("records.assert")]
+    assert times[-1] - times[0] >= 5 / bulk.WRITES_PER_SECOND - 0.05
+
+
+def test_bulk_upsert_is_not_written_when_a_record_changed_since(sessions, key, fake_attio, acme):  # noqa: F811
+    hooli = acme.record_id("companies", "Hooli")
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [{"domains": "hooli.com", "name": "Hooli Inc"}, {"domains": "x.com"}],
+    }
+
+    def someone_renames_it():
+        with fake_attio.lock:
+            acme.records[hooli].values["name"][0]["value"] = "Hooli XYZ"
+
+    _, confirmed = preview_then_confirm(
+        sessions, key, "bulk_upsert_records", arguments, between=someone_renames_it
+    )
+
+    assert confirmed.is_error and "has changed since" in tool_text(confirmed)
+    assert fake_attio.count("records.assert") == 0
+
+
+def test_a_bulk_fingerprint_is_for_these_items_only(sessions, key, fake_attio):  # noqa: F811
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [{"domains": "globex.com", "name": "Globex"}],
+    }
+
+    async def body(client):
+        preview = await client.call_tool("bulk_upsert_records", arguments)
+        one_more = [*arguments["records"], {"domains": "stark.com", "name": "Stark"}]
+        return await client.call_tool(
+            "bulk_upsert_records",
+            {**arguments, "records": one_more, "confirm": fingerprint(preview)},
+        )
+
+    refused = sessions(body, key)
+
+    assert refused.is_error and "made for another call" in tool_text(refused)
+    assert fake_attio.count("records.assert") == 0
+
+
+def test_bulk_add_to_list_previews_then_adds(sessions, key, fake_attio, acme):  # noqa: F811
+    hooli = acme.record_id("companies", "Hooli")
+    acme_corp = acme.record_id("companies", "Acme Corp")
+    ada = acme.record_id("people", "Ada Lovelace")
+    entries_before = set(acme.entries)
+    arguments = {
+        "list": "sales_pipeline",
+        "entries": [
+            {"parent_object": "companies", "parent_record_id": hooli, "entry_values": {}},
+            {
+                "parent_object": "companies",
+                "parent_record_id": acme_corp,
+                "entry_values": {"stage": "Qualified"},
+            },
+            {"parent_object": "people", "parent_record_id": ada, "entry_values": {}},
+            {"parent_object": "companies", "parent_record_id": MISSING, "entry_values": {}},
+        ],
+    }
+    writes_between = []
+
+    preview, confirmed = preview_then_confirm(
+        sessions,
+        key,
+        "bulk_add_to_list",
+        arguments,
+        between=lambda: writes_between.append(fake_attio.count("entries.create")),
+    )
+
+    shown = ok(preview)
+    assert [(i["action"], i["name"]) for i in shown["items"]] == [
+        ("add", "Hooli"),
+        ("add", "Acme Corp"),
+        ("add", "Ada Lovelace"),
+        ("skip", None),
+    ]
+    assert "Check the id or slug" in shown["items"][3]["error"]
+    changes = shown["preview"]["changes"]
+    assert changes[0] == "Adds 3 record(s) to the list `sales_pipeline`; skips 1."
+    assert any("Acme Corp" in c and "already" in c for c in changes[1:])
+    assert writes_between == [0]
+
+    data = ok(confirmed)
+    items = data["items"]
+    assert [i["ok"] for i in items] == [True, True, False, False]
+    assert 'holds records of companies, not of "people"' in items[2]["error"]
+    added = [items[0]["id"], items[1]["id"]]
+    assert set(acme.entries) - entries_before == set(added)
+    assert acme.entries[added[1]].parent_record_id == acme_corp
+    # Attio refused one; the missing record was never sent.
+    assert fake_attio.count("entries.create") == 3
+    row = ToolCall.objects.order_by("pk").last()
+    assert (row.tool, row.ok, row.record_ids) == ("bulk_add_to_list", True, added)
+
+
+def test_a_bulk_add_fingerprint_works_once(sessions, key, fake_attio, acme):  # noqa: F811
+    hooli = acme.record_id("companies", "Hooli")
+    arguments = {
+        "list": "sales_pipeline",
+        "entries": [{"parent_object": "companies", "parent_record_id": hooli}],
+    }
+
+    async def body(client):
+        preview = await client.call_tool("bulk_add_to_list", arguments)
+        confirmed = {**arguments, "confirm": fingerprint(preview)}
+        return [await client.call_tool("bulk_add_to_list", confirmed) for _ in range(2)]
+
+    first, second = sessions(body, key)
+
+    assert ok(first)["written"] == 1
+    # Hooli is now in the list: what the preview showed no longer holds.
+    assert second.is_error and "has changed since" in tool_text(second)
+    assert fake_attio.count("entries.create") == 1
+
+
+def test_progress_is_reported_when_the_transport_can_carry_it(sessions, key, fake_attio):  # noqa: F811
+    """The gateway answers each POST with one JSON body (stateless, json_response=True),
+    which has no room for notifications: the progress a bulk call reports is dropped,
+    and the call itself is unaffected."""
+    records = [{"domains": f"c{n}.com", "name": f"C{n}"} for n in range(3)]
+    arguments = {"object": "companies", "matching_attribute": "domains", "records": records}
+    progress = []
+
+    async def note(value, total, message):
+        progress.append((value, total))
+
+    async def body(client):
+        preview = await client.call_tool("bulk_upsert_records", arguments)
+        confirmed = {**arguments, "confirm": fingerprint(preview)}
+        return await client.call_tool("bulk_upsert_records", confirmed, progress_callback=note)
+
+    assert ok(sessions(body, key))["written"] == 3
+    assert progress == []
+
+
+def test_progress_reaches_a_client_over_an_event_stream(key, gateway, fake_attio):
+    """What the same tool reports on a transport that can carry notifications (the SDK's
+    stateless mode with SSE answers), which /mcp does not serve."""
+    server = build_server()
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=False,
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    records = [{"domains": f"c{n}.com", "name": f"C{n}"} for n in range(3)]
+    arguments = {"object": "companies", "matching_attribute": "domains", "records": records}
+    progress = []
+
+    async def note(value, total, message):
+        progress.append((value, total))
+
+    async def go():
+        headers = {"Authorization": f"Bearer {key}"}
+        async with server.session_manager.run(), http_client(app, headers) as http:
+            transport = streamable_http_client(MCP_URL, http_client=http)
+            async with Client(transport, mode="legacy") as client:
+                preview = await client.call_tool("bulk_upsert_records", arguments)
+                confirmed = {**arguments, "confirm": fingerprint(preview)}
+                return await client.call_tool(
+                    "bulk_upsert_records", confirmed, progress_callback=note
+                )
+
+    assert ok(async_to_sync(go)())["written"] == 3
+    assert progress == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_connection_to_reconnect_fails_the_whole_preview(
+    call_tool, bob_connection, make_key, fake_attio
+):
+    _, bob_key = make_key(bob_connection)
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [{"domains": "a.com"}, {"domains": "b.com"}],
+    }
+    result = call_tool(bob_key, "bulk_upsert_records", arguments)
+
+    assert result.is_error
+    assert "needs to be reconnected" in tool_text(result)
+    assert ToolCall.objects.get().error_code == "needs_reconnect"
+
+
+def test_read_only_key_cannot_call_bulk_tools(run_tools, alice_connection, make_key, fake_attio):
+    _, read_only = make_key(alice_connection, read_only=True)
+    results = run_tools(
+        read_only,
+        ("bulk_upsert_records", {"object": "companies", "matching_attribute": "domains"}),
+        ("bulk_add_to_list", {"list": "sales_pipeline", "entries": []}),
+    )
+
+    for name, result in zip(["bulk_upsert_records", "bulk_add_to_list"], results, strict=True):
+        assert result.is_error
+        assert f"This API key is read-only, so it cannot call `{name}`" in tool_text(result)
+    assert fake_attio.calls == []
