@@ -70,7 +70,8 @@ def user_for_sign_in(claims: dict):
     SignInRefused.
 
     Only a verified email address of an allowed domain is taken. It links to the one user
-    with that address (any case); a new user gets it as username and email, and no usable
+    with that address (any case, ASCII only), unless that user is a superuser (who signs
+    in with a password); a new user gets it as username and email, and no usable
     password, and is active only if OIDC_NEW_USERS_ACTIVE says so. Several users sharing
     the address is refused rather than guessed between.
     """
@@ -85,6 +86,13 @@ def user_for_sign_in(claims: dict):
             f"{name} has not verified the email address {email}. Verify it there, then "
             "sign in again."
         )
+    if not email.isascii():
+        # Databases fold some letters into others when they compare without case ("ı" is
+        # "I" to PostgreSQL): an address that is not plain ASCII could match another's.
+        raise SignInRefused(
+            f"The email address {email} has letters the portal does not match on; ask your "
+            "portal administrator."
+        )
     domain = email.rsplit("@", 1)[1].lower()
     if domain not in settings.OIDC_ALLOWED_DOMAINS:
         raise SignInRefused(
@@ -92,11 +100,20 @@ def user_for_sign_in(claims: dict):
             f"{' or '.join(settings.OIDC_ALLOWED_DOMAINS)} account."
         )
     User = get_user_model()
-    matches = list(User.objects.filter(email__iexact=email)[:2])
+    matches = [
+        u for u in User.objects.filter(email__iexact=email)[:3] if u.email.lower() == email.lower()
+    ]
     if len(matches) > 1:
         raise SignInRefused(
             f"Several portal accounts have the email address {email}; ask your portal "
             "administrator to merge them."
+        )
+    if matches and matches[0].is_superuser:
+        # Superusers sign in with their password: one that the identity provider (or a
+        # mailbox given their address there) could take over would hold the whole portal.
+        raise SignInRefused(
+            f"The portal account with the email address {email} is an administrator's: "
+            "sign in with its password."
         )
     if matches:
         return matches[0]

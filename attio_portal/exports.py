@@ -9,7 +9,10 @@ of these rows to begin with.
 
 import csv
 import heapq
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import AsyncIterator, Iterable, Iterator
+
+from asgiref.sync import sync_to_async
 
 from connections.models import AuditEvent
 from mcp_gateway.models import ApiKeyEvent
@@ -52,11 +55,16 @@ class Echo:
         return value
 
 
+# What starts a formula in one spreadsheet or another, after any spaces: the ASCII signs,
+# their full-width forms, and a tab or carriage return before them.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
 def safe(value) -> str:
-    """A cell a spreadsheet shows as text: one that starts with =, +, - or @ would be read
-    as a formula (a user name or a revocation reason is free text)."""
+    """A cell a spreadsheet shows as text, never runs as a formula (a user name or a
+    revocation reason is free text)."""
     text = "" if value is None else str(value)
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+    return f"'{text}" if text.lstrip(" ")[:1] in FORMULA_STARTS else text
 
 
 def rows_as_csv(header: list[str], rows: Iterable[list]) -> Iterator[str]:
@@ -64,6 +72,15 @@ def rows_as_csv(header: list[str], rows: Iterable[list]) -> Iterator[str]:
     yield writer.writerow(header)
     for row in rows:
         yield writer.writerow([safe(cell) for cell in row])
+
+
+async def streamed(lines: Iterator[str]) -> AsyncIterator[str]:
+    """`lines` for an ASGI response, CHUNK at a time. Django serves a plain iterator under
+    ASGI by reading it whole first (StreamingHttpResponse), so a year of tool calls would
+    sit in the worker's memory; this reads the rows a chunk per hop to the ORM's thread."""
+    take = sync_to_async(lambda: "".join(itertools.islice(lines, CHUNK)), thread_sensitive=True)
+    while chunk := await take():
+        yield chunk
 
 
 def tool_call_rows(start, end) -> Iterator[list]:

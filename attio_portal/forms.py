@@ -15,15 +15,6 @@ class SignInForm(AuthenticationForm):
         widget=forms.TextInput(attrs={"autofocus": True, "autocomplete": "username"}),
     )
 
-    def confirm_login_allowed(self, user):
-        super().confirm_login_allowed(user)
-        if not settings.PASSWORD_SIGN_IN and not user.is_superuser:
-            raise forms.ValidationError(
-                f"Sign in with {settings.OIDC_PROVIDER_NAME}: passwords are for "
-                "administrators only here.",
-                code="password_sign_in_off",
-            )
-
 
 class ResetForm(PasswordResetForm):
     """Django's reset form; with password sign-in off, only superusers get the email (no

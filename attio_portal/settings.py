@@ -208,7 +208,9 @@ OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
 OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="your identity provider")
 # Only verified email addresses of these domains may sign in (required with OIDC on: a
 # public provider such as Google would otherwise let anyone in).
-OIDC_ALLOWED_DOMAINS = [d.lower() for d in env.list("OIDC_ALLOWED_DOMAINS", default=[])]
+OIDC_ALLOWED_DOMAINS = [
+    d.strip().lower() for d in env.list("OIDC_ALLOWED_DOMAINS", default=[]) if d.strip()
+]
 # A first sign-in creates the user; inactive until an administrator activates them, unless
 # this is on.
 OIDC_NEW_USERS_ACTIVE = env.bool("OIDC_NEW_USERS_ACTIVE", default=False)
@@ -219,6 +221,18 @@ if OIDC_DISCOVERY_URL and not (OIDC_CLIENT_ID and OIDC_ALLOWED_DOMAINS):
         "OIDC_DISCOVERY_URL is set: also set OIDC_CLIENT_ID (and OIDC_CLIENT_SECRET) and "
         "OIDC_ALLOWED_DOMAINS, the email domains that may sign in."
     )
+if [d for d in OIDC_ALLOWED_DOMAINS if "@" in d or "." not in d or " " in d]:
+    raise ImproperlyConfigured(
+        "OIDC_ALLOWED_DOMAINS holds email domains, comma-separated: example.com,example.org"
+    )
+_oidc = urlsplit(OIDC_DISCOVERY_URL)
+if (
+    OIDC_DISCOVERY_URL
+    and not DEBUG
+    and _oidc.scheme != "https"
+    and _oidc.hostname not in ("127.0.0.1", "localhost", "::1")
+):
+    raise ImproperlyConfigured("OIDC_DISCOVERY_URL must be an https URL.")
 if not PASSWORD_SIGN_IN and not OIDC_DISCOVERY_URL:
     raise ImproperlyConfigured(
         "PASSWORD_SIGN_IN=false leaves only superusers able to sign in: set "

@@ -43,6 +43,25 @@ def callback_url() -> str:
     return f"{settings.PORTAL_BASE_URL}{reverse('sso_callback')}"
 
 
+# The error codes a provider may send back (RFC 6749 4.1.2.1, OpenID Connect Core 3.1.2.6,
+# and the token endpoint's, RFC 6749 5.2): anything else is not shown.
+KNOWN_ERRORS = {
+    "invalid_request",
+    "unauthorized_client",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_grant",
+    "invalid_client",
+    "unsupported_grant_type",
+}
+
+
 class SignInRefused(Exception):
     """A sign-in through the provider that must not go on. The message is for the user."""
 
@@ -50,11 +69,20 @@ class SignInRefused(Exception):
 def verified_claims(request) -> dict:
     """The ID token's claims for the sign-in this callback ends, checked; or SignInRefused.
 
-    Nothing from the provider's answer but its error code reaches the page: an error
-    description is the provider's text, and may echo what it was sent."""
+    Nothing from the provider's answer reaches the page but an error code of the
+    standard ones: a description is the provider's text, and a callback's query string is
+    whatever the link that opened it said."""
     name = settings.OIDC_PROVIDER_NAME
+    client = provider()
+    if not client.framework.get_state_data(request.session, request.GET.get("state")):
+        # Before anything else, an error included: a link anyone can make must not show
+        # its own words on the portal's page.
+        raise SignInRefused(
+            "This sign-in was not started in this browser, or it was started too long ago "
+            "(its state does not match). Start again."
+        )
     try:
-        token = provider().authorize_access_token(request)
+        token = client.authorize_access_token(request)
     except MismatchingStateError:
         raise SignInRefused(
             "This sign-in was not started in this browser, or it was started too long ago "
@@ -63,9 +91,8 @@ def verified_claims(request) -> dict:
     except OAuthError as e:
         if e.error == "access_denied":
             raise SignInRefused(f"{name} did not let you sign in.") from None
-        raise SignInRefused(
-            f"{name} refused the sign-in ({e.error or 'no reason given'}). Start again."
-        ) from None
+        error = e.error if e.error in KNOWN_ERRORS else "an error it did not name"
+        raise SignInRefused(f"{name} refused the sign-in ({error}). Start again.") from None
     except ExpiredTokenError:
         raise SignInRefused(
             f"The identity token from {name} has expired (check this server's clock). Start again."

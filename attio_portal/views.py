@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from requests import RequestException
 
 from connections.models import Connection
 from connections.services import client_ip
@@ -131,10 +132,19 @@ def sso_start(request):
     """Send the browser to the identity provider, remembering where to go afterwards."""
     if not sso.enabled():
         raise Http404("Single sign-on is not configured")
+    request.session.pop("sso_next", None)  # an earlier sign-in's, never finished
     next_url = request.GET.get("next", "")
-    if url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    if url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         request.session["sso_next"] = next_url
-    return sso.provider().authorize_redirect(request, sso.callback_url())
+    try:
+        return sso.provider().authorize_redirect(request, sso.callback_url())
+    except (RequestException, ValueError):
+        # Its discovery document could not be read.
+        return sso_failed(
+            request, f"{settings.OIDC_PROVIDER_NAME} could not be reached. Try again later."
+        )
 
 
 @never_cache
@@ -146,13 +156,15 @@ def sso_callback(request):
     try:
         user = accounts.user_for_sign_in(sso.verified_claims(request))
     except sso.SignInRefused as refused:
-        log.warning("Single sign-on refused: %s", refused)
+        log.warning("Single sign-on refused: %r", str(refused))
         return sso_failed(request, str(refused))
     if not user.is_active:
+        waits = user.last_login is None
         return sso_failed(
             request,
-            f"Your portal account ({user.email}) waits for an administrator to activate "
-            "it. Ask them, then sign in again.",
+            f"Your portal account ({user.email}) "
+            + ("waits for an administrator to activate it." if waits else "is not active.")
+            + " Ask your portal administrator, then sign in again.",
             status=403,
         )
     login(request, user, backend="attio_portal.auth.EmailOrUsernameBackend")
@@ -217,6 +229,8 @@ def audit_log_csv(request):
 
 
 def csv_download(lines, name: str, start, end) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(
+        exports.streamed(lines), content_type="text/csv; charset=utf-8"
+    )
     response["Content-Disposition"] = f'attachment; filename="{name}-{start}-to-{end}.csv"'
     return response

@@ -66,6 +66,10 @@ async def middleware(ctx, call_next):
         result = await call_next(ctx)
         if result.get("isError"):
             error_code = caller.outcome.error_code or "tool_error"
+        else:
+            # A call that answered may still say what failed within it (a bulk write's
+            # items): the row is ok, with the code.
+            error_code = caller.outcome.error_code
     audit_trail.add(
         owner_id=caller.user.pk,
         api_key_id=caller.key.pk if caller.key is not None else None,

@@ -115,8 +115,15 @@ PROMPT_TITLES = {
 
 
 def with_profile(text: str) -> str:
-    """The prompt, and for a compact key or app how it reaches the tools it names."""
-    if auth.current_caller().tool_profile == "compact":
+    """The prompt, and what the caller's access changes: a read-only key or app may only
+    propose writes; a compact one reaches the tools it names through `attio_request`."""
+    caller = auth.current_caller()
+    if caller.read_only:
+        text += (
+            " This access is read-only: where this asks to create or change something, "
+            "write out what you would create instead, for me to add."
+        )
+    if caller.tool_profile == "compact":
         text += (
             " Tools not among yours are reached through `attio_request` "
             "(`find_attio_operation` finds the Attio operation)."

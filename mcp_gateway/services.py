@@ -201,7 +201,8 @@ def delete_old_tool_calls(*, now=None, batch: int = 5000) -> int:
     if days <= 0:
         return 0
     cutoff = (now or timezone.now()) - timedelta(days=days)
-    old = ToolCall.objects.filter(created_at__lt=cutoff).order_by("pk")
+    # In time order, along the index on created_at.
+    old = ToolCall.objects.filter(created_at__lt=cutoff).order_by("created_at", "pk")
     deleted = 0
     while True:
         with transaction.atomic():

@@ -277,6 +277,53 @@ def test_a_denied_consent_is_refused(client, sso):
     refused(response, "Team ID did not let you sign in")
 
 
+def test_a_link_cannot_put_its_words_on_the_page(client, sso, caplog):
+    start(client)  # a sign-in is pending in this browser, but not with this state
+    response = client.get(
+        "/accounts/sso/callback/",
+        {"state": "made-up", "error": "Your account is suspended. Call +1 555 0100"},
+    )
+
+    page = refused(response, "its state does not match")
+    assert "555 0100" not in page and "555 0100" not in caplog.text
+
+
+def test_an_error_code_the_provider_may_not_send_is_not_shown(client, sso):
+    state = parse_qs(urlsplit(start(client)).query)["state"][0]
+
+    response = client.get("/accounts/sso/callback/", {"state": state, "error": "Call 555 0100"})
+
+    page = refused(response, "Team ID refused the sign-in (an error it did not name)")
+    assert "555 0100" not in page
+
+
+def test_a_superuser_is_not_signed_in_through_the_provider(client, sso):
+    User.objects.create_superuser("root", "ada@team.example", "roots-password-1")
+
+    refused(finish(client, approve(start(client), "ada")), "sign in with its password")
+    assert signed_in_user(client) is None
+
+
+def test_addresses_that_are_not_ascii_are_refused(db, settings):
+    from attio_portal.accounts import user_for_sign_in
+    from attio_portal.sso import SignInRefused
+
+    settings.OIDC_ALLOWED_DOMAINS = ["team.example"]
+    User.objects.create_user("admin", "admin@team.example")
+
+    with pytest.raises(SignInRefused, match="letters the portal does not match on"):
+        user_for_sign_in({"email": "adm\u0131n@team.example", "email_verified": True})
+
+
+def test_a_provider_that_cannot_be_reached_gets_a_page_not_an_error(client, sso, settings):
+    settings.OIDC_DISCOVERY_URL = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
+
+    response = client.get("/accounts/sso/")
+
+    assert response.status_code == 400
+    assert "Team ID could not be reached" in response.content.decode()
+
+
 def test_several_users_with_the_email_are_refused(client, sso):
     User.objects.create_user("ada1", "ada@team.example")
     User.objects.create_user("ada2", "ADA@team.example")
@@ -304,14 +351,29 @@ def test_password_sign_in_off_leaves_only_superusers(client, sso, settings):
     page = client.get("/accounts/login/").content.decode()
     assert "Administrators: sign in with a password" in page
 
-    carol = client.post("/accounts/login/", {"username": "carol", "password": "carols-password-1"})
-    assert carol.status_code == 200
-    assert "passwords are for administrators only" in carol.content.decode()
+    # Her right password is answered as a wrong one would be: it tells nothing.
+    right = client.post("/accounts/login/", {"username": "carol", "password": "carols-password-1"})
+    wrong = client.post("/accounts/login/", {"username": "carol", "password": "not-hers-at-all"})
+    assert right.status_code == wrong.status_code == 200
+    assert "Please enter a correct username" in right.content.decode()
+    assert right.context["form"].errors == wrong.context["form"].errors
     assert signed_in_user(client) is None
 
     root = client.post("/accounts/login/", {"username": "root", "password": "roots-password-1"})
     assert root.status_code == 302
     assert signed_in_user(client).username == "root"
+
+
+def test_password_sign_in_off_holds_on_the_admins_sign_in_page_too(client, sso, settings):
+    settings.PASSWORD_SIGN_IN = False
+    User.objects.create_user("staff", "staff@team.example", "staff-password-1", is_staff=True)
+
+    response = client.post(
+        "/admin/login/", {"username": "staff", "password": "staff-password-1", "next": "/admin/"}
+    )
+
+    assert response.status_code == 200
+    assert signed_in_user(client) is None
 
 
 def test_password_sign_in_off_sends_resets_to_superusers_only(client, sso, settings, mailoutbox):
@@ -340,6 +402,22 @@ def test_password_sign_in_off_sends_resets_to_superusers_only(client, sso, setti
             "OIDC_ALLOWED_DOMAINS",
         ),
         ({"PASSWORD_SIGN_IN": "false"}, "PASSWORD_SIGN_IN=false leaves only superusers"),
+        (
+            {
+                "OIDC_DISCOVERY_URL": "https://id.example/.well-known/openid-configuration",
+                "OIDC_CLIENT_ID": "portal",
+                "OIDC_ALLOWED_DOMAINS": "@team.example",
+            },
+            "OIDC_ALLOWED_DOMAINS holds email domains",
+        ),
+        (
+            {
+                "OIDC_DISCOVERY_URL": "http://id.example/.well-known/openid-configuration",
+                "OIDC_CLIENT_ID": "portal",
+                "OIDC_ALLOWED_DOMAINS": "team.example",
+            },
+            "OIDC_DISCOVERY_URL must be an https URL",
+        ),
     ],
 )
 def test_incomplete_sign_in_settings_refuse_to_start(overrides, expected):

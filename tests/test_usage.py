@@ -5,6 +5,7 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
@@ -15,8 +16,8 @@ from mcp_gateway.models import ApiKeyEvent, RolledUpDay, ToolCall, ToolCallDay
 DAY = date(2026, 11, 2)
 
 
-def at(day: date, hour: int = 12, minute: int = 0) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+def at(day: date, hour: int = 12, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=UTC)
 
 
 def call(when: datetime, *, owner=None, connection=None, tool="get_record", ok=True, ms=10):
@@ -112,15 +113,43 @@ def test_rolled_up_days_read_as_their_rows(calls, alice):
     assert usage.usage(*span, owner=alice).calls == mine_from_rows.calls
 
 
+def rolled_up_days() -> list[date]:
+    return sorted(RolledUpDay.objects.values_list("day", flat=True))
+
+
 def test_a_day_is_rolled_up_once_it_has_settled(calls):
     end_of_day = at(DAY + timedelta(days=1), 0, 0)
 
     assert usage.roll_up(now=end_of_day + usage.SETTLE - timedelta(seconds=1)) == 0
     assert usage.roll_up(now=end_of_day + usage.SETTLE) == 1
-    assert list(RolledUpDay.objects.values_list("day", flat=True)) == [DAY]
-    # Again: nothing new to do; the next day follows once it is over.
-    assert usage.roll_up(now=end_of_day + usage.SETTLE) == 0
-    assert usage.roll_up(now=end_of_day + timedelta(days=1) + usage.SETTLE) == 1
+    assert rolled_up_days() == [DAY]
+    # The next day follows once it is over.
+    usage.roll_up(now=end_of_day + timedelta(days=1) + usage.SETTLE)
+    assert rolled_up_days()[-1] == DAY + timedelta(days=1)
+
+
+def test_rows_written_late_are_counted_at_the_next_roll_up(calls):
+    usage.roll_up(now=at(DAY + timedelta(days=1), 1))
+    assert usage.usage(DAY, DAY).calls == [4]
+    # Kept by a worker while the database was away, written the next morning.
+    call(at(DAY, 23, 59, 59))
+
+    usage.roll_up(now=at(DAY + timedelta(days=1), 2))
+
+    assert usage.usage(DAY, DAY).calls == [5]
+
+
+def test_days_past_the_retention_are_not_rolled_up_again(calls, settings):
+    usage.roll_up(now=at(DAY + timedelta(days=1), 1))
+    ToolCall.objects.filter(created_at__lt=at(DAY + timedelta(days=1), 0)).delete()
+    settings.TOOL_CALL_RETENTION_DAYS = 1
+
+    # The next morning: DAY's rows are gone, its roll-up is what is left of it.
+    usage.roll_up(now=at(DAY + timedelta(days=2), 1))
+
+    assert usage.usage(DAY, DAY).calls == [4]
+    # The day after, never rolled up before, still is.
+    assert rolled_up_days()[-1] == DAY + timedelta(days=1)
 
 
 def test_today_is_read_from_the_rows(calls):
@@ -192,9 +221,14 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, db):
 
 def read_csv(response) -> list[dict]:
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    assert response.streaming
-    text = b"".join(response.streaming_content).decode()
-    return list(csv.DictReader(io.StringIO(text)))
+    # Streamed as ASGI serves it, a chunk of rows at a time (an async iterator: Django
+    # reads a plain one whole before sending it).
+    assert response.streaming and response.is_async
+
+    async def received() -> bytes:
+        return b"".join([part async for part in response.streaming_content])
+
+    return list(csv.DictReader(io.StringIO(async_to_sync(received)().decode())))
 
 
 def test_tool_calls_csv_has_the_days_asked_for(admin_client, calls):
@@ -215,11 +249,15 @@ def test_tool_calls_csv_has_the_days_asked_for(admin_client, calls):
 
 def test_csv_cells_are_never_formulas(admin_client, django_user_model):
     sneaky = django_user_model.objects.create_user("=HYPERLINK(1)")
-    call(at(DAY), owner=sneaky, tool="@SUM")
+    for tool in ("@SUM", "\t=1+1", " =1", "\uff1d1+1", "-2"):
+        call(at(DAY), owner=sneaky, tool=tool)
 
     rows = read_csv(admin_client.get("/admin/usage/tool-calls.csv", {"start": "2026-11-02"}))
 
-    assert (rows[0]["user"], rows[0]["tool"]) == ("'=HYPERLINK(1)", "'@SUM")
+    assert {row["user"] for row in rows} == {"'=HYPERLINK(1)"}
+    assert sorted(row["tool"] for row in rows) == sorted(
+        ["'@SUM", "'\t=1+1", "' =1", "'\uff1d1+1", "'-2"]
+    )
 
 
 def test_audit_log_csv_merges_both_logs_in_time_order(admin_client, alice, alice_connection):

@@ -145,10 +145,19 @@ def resolve(schema: Any, components: dict[str, Any], seen: tuple[str, ...] = ())
     return {key: resolve(value, components, seen) for key, value in schema.items()}
 
 
+# Operations whose `security` in the document lists no scope, though Attio needs one (its
+# description says so in prose): as the document's other attribute writes, for objects and
+# lists alike.
+SCOPES_IN_PROSE = {
+    ("POST", "/v2/{target}/{identifier}/attributes"): ("object_configuration:read-write",),
+}
+
+
 def operation_from(template: str, method: str, definition: dict, spec: dict) -> Operation:
     pointer = f"/paths/{escape(template)}/{method}"
     security = definition.get("security", spec.get("security") or [])
     scopes = tuple(scope for requirement in security for scope in requirement.get("oauth2", []))
+    scopes = scopes or SCOPES_IN_PROSE.get((method.upper(), template), ())
     parameters = tuple(
         Parameter(
             name=p["name"],
@@ -391,7 +400,8 @@ def problem_text(error: ValidationError, where: str) -> str:
     }
     if kind in bounds:
         return f"{location}: expected {bounds[kind].format(expected)}"
-    return f"{location}: {error.message[:200]}"
+    # jsonschema's own message quotes the value sent; the portal names only the rule.
+    return f"{location}: does not fit the document's `{kind}` rule ({str(expected)[:80]})"
 
 
 def coerce_query_value(value: Any, schema: dict[str, Any]) -> Any:
@@ -401,9 +411,11 @@ def coerce_query_value(value: Any, schema: dict[str, Any]) -> Any:
     if not isinstance(value, str):
         # A number or boolean where the document wants text goes as its text.
         return query_text(value) if types == ["string"] else value
-    if "integer" in types and re.fullmatch(r"-?\d+", value):
+    # Bounded: Python refuses to read integers of more than 4,300 digits, and no Attio
+    # parameter wants one of more than 18.
+    if "integer" in types and re.fullmatch(r"-?\d{1,18}", value):
         return int(value)
-    if "number" in types and re.fullmatch(r"-?\d+(\.\d+)?", value):
+    if "number" in types and re.fullmatch(r"-?\d{1,18}(\.\d{1,18})?", value):
         return float(value)
     if "boolean" in types and value in ("true", "false"):
         return value == "true"
@@ -483,9 +495,12 @@ class Catalogue:
         return self.validators[pointer]
 
     def problems(self, pointer: str, value: Any, where: str) -> list[str]:
-        errors = sorted(
-            self.validator(pointer).iter_errors(value), key=lambda e: [str(p) for p in e.path]
-        )
+        try:
+            errors = sorted(
+                self.validator(pointer).iter_errors(value), key=lambda e: [str(p) for p in e.path]
+            )
+        except RecursionError:
+            return [f"{where}: nested too deeply"]
         return [problem_text(error, where) for error in errors]
 
     def validate(

@@ -14,7 +14,7 @@ from connections.openapi.catalogue import Operation, RequestProblem
 from .. import policy
 from ..auth import Caller
 from . import _confirm, tool
-from ._call import ToolFailure, call_attio
+from ._call import ToolFailure, call_attio, forget_slugs
 from ._confirm import Confirm, Preview
 
 # The JSON of a request's path_params, query and body together, at most: Attio's own
@@ -123,7 +123,8 @@ class AttioAnswer(BaseModel):
 
 
 def bounded(answer: dict) -> tuple[Any, str | None]:
-    """Attio's answer, or as much of it as MAX_ANSWER_CHARS holds and what was left out."""
+    """Attio's answer, or as much of it as MAX_ANSWER_CHARS holds and what was left out:
+    the first items of its `data` list that fit, else its JSON as text, cut."""
     text = json.dumps(answer, ensure_ascii=False)
     if len(text) <= MAX_ANSWER_CHARS:
         return answer, None
@@ -135,14 +136,26 @@ def bounded(answer: dict) -> tuple[Any, str | None]:
             if size > MAX_ANSWER_CHARS:
                 break
             kept.append(item)
-        return {**answer, "data": kept}, (
-            f"Only the first {len(kept)} of the {len(data)} items fit: ask for fewer (a "
-            "smaller `limit`), then page on."
-        )
+        shortened = {**answer, "data": kept}
+        if kept and len(json.dumps(shortened, ensure_ascii=False)) <= MAX_ANSWER_CHARS:
+            return shortened, (
+                f"Only the first {len(kept)} of the {len(data)} items fit: ask for fewer (a "
+                "smaller `limit`), then page on."
+            )
     return text[:MAX_ANSWER_CHARS], (
         f"The answer was {len(text)} characters as JSON; it is shown as text, cut at "
         f"{MAX_ANSWER_CHARS}. Ask for less (fewer items or attributes)."
     )
+
+
+def changes_schema(operation: Operation) -> bool:
+    """A write to objects, attributes, options, statuses or lists (not records, entries)."""
+    if operation.is_read:
+        return False
+    template = operation.template
+    if template.startswith(RECORD_PATHS) or template.startswith("/v2/objects/records"):
+        return False
+    return template.startswith(("/v2/objects", "/v2/lists", "/v2/{target}/"))
 
 
 def changed_ids(operation: Operation, path_params: dict, answer: dict) -> list[str]:
@@ -230,6 +243,12 @@ async def attio_request(
         preview = await preview_unless_confirmed(caller, operation, path_params or {}, confirm)
         if preview is not None:
             return AttioAnswer(operation=operation.name, preview=preview)
+    elif confirm is not None:
+        raise ToolFailure(
+            f"`confirm` is only for the deletes that preview first; {operation.name} is not "
+            "one of them. Call it without `confirm`.",
+            "invalid_arguments",
+        )
 
     async def send(token: str) -> dict:
         return await attio.arequest(
@@ -241,7 +260,13 @@ async def attio_request(
             read=operation.is_read,
         )
 
-    answer = await call_attio(caller, send, write=not operation.is_read)
+    try:
+        answer = await call_attio(caller, send, write=not operation.is_read)
+    finally:
+        if changes_schema(operation):
+            # Even a failed write may have changed something; the record tools must not
+            # go on with the slugs and value shapes they had.
+            forget_slugs(caller.connection.pk)
     caller.outcome.record_ids = changed_ids(operation, path_params or {}, answer)
     shown, cut = bounded(answer)
     return AttioAnswer(operation=operation.name, answer=shown, cut=cut)

@@ -7,6 +7,7 @@ fails does not stop the others or fail the call.
 """
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -32,6 +33,8 @@ WRITES_PER_SECOND = 10
 READS_AT_ONCE = 4
 # Failures of the connection, not of one item: a preview ends with them.
 CONNECTION_FAILURES = {"needs_reconnect", "not_connected", "revoked_by_admin"}
+
+logger = logging.getLogger(__name__)
 
 
 class BulkItem(BaseModel):
@@ -82,7 +85,15 @@ async def each_with_a_few_at_once(calls: Iterable[Callable[[], Awaitable[Planned
         async with room:
             return await call()
 
-    return await asyncio.gather(*(run(c) for c in calls))
+    tasks = [asyncio.ensure_future(run(c)) for c in calls]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        # One failed for the whole call (a connection to reconnect): the rest stop too,
+        # rather than go on calling Attio after the answer.
+        for task in tasks:
+            task.cancel()
+        raise
 
 
 class Pacer:
@@ -119,13 +130,22 @@ async def write_all(
                 result.id = await write(item)
             except ToolFailure as failure:
                 result.error = str(failure)
+            except Exception:
+                # Not one of Attio's refusals (those are ToolFailures): still this item's
+                # alone, so the items after it are written and every item is answered.
+                logger.exception("Bulk write of item %d failed unexpectedly", item.index)
+                result.error = "unexpected failure; check this item in Attio"
             else:
                 result.ok = True
                 caller.outcome.record_ids.append(result.id)
         results.append(result)
         await ctx.report_progress(number, len(planned))
     written = sum(1 for r in results if r.ok)
-    return BulkResult(done=True, items=results, written=written, failed=len(results) - written)
+    failed = len(results) - written
+    if failed:
+        # Audited with the call (policy.py): the error rate counts a bulk write that failed.
+        caller.outcome.error_code = "partial_failure" if written else "all_failed"
+    return BulkResult(done=True, items=results, written=written, failed=failed)
 
 
 def previewed(confirmation: _confirm.Confirmation, planned: list[Planned], summary: str):
@@ -174,11 +194,12 @@ async def plan_upsert(
     caller: Caller, object: str, matching_attribute: str, records: list[dict]
 ) -> list[Planned]:
     # The first item with each matching value: a later one would update what that one
-    # wrote, not what the preview showed, so it is skipped.
+    # wrote, not what the preview showed, so it is skipped. Values are compared as Attio
+    # matches them: one or a list, any case ("acme.com" and ["Acme.com"] are one record).
     first: dict[str, int] = {}
     for index, values in enumerate(records):
-        if not is_empty(values.get(matching_attribute)):
-            first.setdefault(_confirm.canonical(values[matching_attribute]), index)
+        for key in match_keys(values.get(matching_attribute)):
+            first.setdefault(key, index)
 
     async def plan(index: int, values: dict) -> Planned:
         given = values.get(matching_attribute)
@@ -188,7 +209,7 @@ async def plan_upsert(
                 "skip",
                 error=f"no value for `{matching_attribute}`, the attribute to match on",
             )
-        earlier = first[_confirm.canonical(given)]
+        earlier = min(first[key] for key in match_keys(given))
         if earlier != index:
             return Planned(
                 index,
@@ -223,9 +244,31 @@ async def plan_upsert(
         name = display_name(values_now)
         return Planned(index, "update", id=record_id, name=name, state=values_now)
 
-    return await each_with_a_few_at_once(
+    planned = await each_with_a_few_at_once(
         [lambda i=i, v=v: plan(i, v) for i, v in enumerate(records)]
     )
+    # Different values that find the same record (an email and a second email of one
+    # person): only the first item updates it.
+    updating: dict[str, int] = {}
+    for item in planned:
+        if item.action == "update" and item.id is not None:
+            earlier = updating.setdefault(item.id, item.index)
+            if earlier != item.index:
+                item.action, item.error = "skip", f"finds the same record as item {earlier}"
+    return planned
+
+
+def match_keys(value: Any) -> set[str]:
+    """The values of a matching attribute as Attio compares them: each of a list, a
+    value object's own values, in lower case."""
+    if is_empty(value):
+        return set()
+    values = value if isinstance(value, list) else [value]
+    keys = set()
+    for one in values:
+        parts = one.values() if isinstance(one, dict) else [one]
+        keys.add(_confirm.canonical([str(p).strip().lower() for p in parts]))
+    return keys
 
 
 @tool(title="Create or update many records", read_only=False, destructive=True, idempotent=True)

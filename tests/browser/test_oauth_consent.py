@@ -306,7 +306,8 @@ def test_step3_the_dashboard_lists_the_app_and_revoke_ends_its_token(journey, se
     expect(row.locator("strong")).to_have_text(CLIENT_NAME)
     expect(row).to_contain_text("registered itself")
     expect(row.locator('[data-label="Workspace"]')).to_have_text("Acme")
-    expect(row.locator('[data-label="Access"]')).to_have_text("read-write")
+    expect(row.locator('[data-label="Access"]')).to_contain_text("read-write")
+    expect(row.locator('[data-label="Access"]')).to_contain_text("full tools")
     expect(row.locator('[data-label="Last used"]')).not_to_have_text("never")
     snap(page, "dashboard-connected-apps")
 

@@ -63,6 +63,30 @@ def test_webhooks_are_marked():
     assert all(" /v2/webhooks" in name for name in webhooks)
 
 
+def test_every_operation_needs_a_scope_but_identify():
+    # Creating an attribute names its scopes only in prose: the catalogue supplies them.
+    unscoped = [o.name for o in catalogue.catalogue().operations.values() if not o.scopes]
+
+    assert unscoped == ["GET /v2/self"]
+    assert catalogue.get("POST", "/v2/{target}/{identifier}/attributes").scopes == (
+        "object_configuration:read-write",
+    )
+
+
+def test_a_huge_number_in_the_query_is_a_problem_not_a_crash():
+    with pytest.raises(RequestProblem) as refused:
+        catalogue.validate("GET", "/v2/notes", query={"limit": "9" * 5000})
+
+    assert "query.limit: expected an integer" in "\n".join(refused.value.problems)
+
+
+def test_a_problem_never_quotes_the_value_sent():
+    with pytest.raises(RequestProblem) as refused:
+        catalogue.validate("POST", "/v2/notes", body={"data": {"format": "html-secret-value"}})
+
+    assert "html-secret-value" not in "\n".join(refused.value.problems)
+
+
 def test_read_write_scope_satisfies_read():
     operation = catalogue.get("GET", "/v2/notes")
 

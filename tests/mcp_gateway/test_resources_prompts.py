@@ -213,6 +213,7 @@ def test_call_prompt_carries_the_notes_and_follow_ups(mcp, key):
 
     assert "Ada Lovelace" in text and "Wants a demo." in text and "Send deck by Friday" in text
     assert "`create_note`" in text and "`create_task`" in text
+    assert "read-only" not in text
 
 
 def test_call_prompt_without_follow_ups_asks_before_creating_tasks(mcp, key):
@@ -233,6 +234,13 @@ def test_a_compact_key_is_told_how_to_reach_the_other_tools(mcp, alice_connectio
     text = prompt_text(mcp, key, "review_pipeline", {"list": "sales_pipeline"})
 
     assert "`attio_request`" in text and "`find_attio_operation`" in text
+
+
+def test_a_read_only_key_is_asked_to_propose_writes_not_make_them(mcp, alice_connection, make_key):
+    _, read_only = make_key(alice_connection, read_only=True)
+    arguments = {"contact": "Ada", "notes": "Fine."}
+
+    assert "This access is read-only" in prompt_text(mcp, read_only, "log_call", arguments)
 
 
 def test_a_missing_argument_is_refused(mcp, key):

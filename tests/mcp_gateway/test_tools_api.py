@@ -8,7 +8,7 @@ import pytest
 from django.forms.models import model_to_dict
 
 from mcp_gateway.models import ToolCall
-from mcp_gateway.tools import api
+from mcp_gateway.tools import _call, api
 from tests.mcp_gateway.conftest import ok, tool_text
 
 pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
@@ -283,6 +283,47 @@ def test_a_schema_write_goes_through_when_the_connection_was_granted_it(
     )
     # A change to the schema, not to records or entries: no ids in the audit row.
     assert ToolCall.objects.get().record_ids == []
+
+
+def test_a_schema_write_forgets_the_cached_schema(
+    call_tool, fake_attio, alice, make_connection, make_key
+):
+    fake_attio.scopes += " object_configuration:read-write"
+    connection = make_connection(alice, "acme")
+    _, key = make_key(connection)
+    _call.remember_slugs(connection.pk, "objects", "people", ["name"])
+
+    ok(
+        call_tool(
+            key,
+            *request(
+                "POST",
+                "/v2/{target}/{identifier}/attributes",
+                path_params={"target": "objects", "identifier": "people"},
+                body={
+                    "data": {
+                        "title": "Nickname",
+                        "api_slug": "nickname",
+                        "type": "text",
+                        "description": None,
+                        "is_required": False,
+                        "is_unique": False,
+                        "is_multiselect": False,
+                        "config": {},
+                    }
+                },
+            ),
+        )
+    )
+
+    assert connection.pk not in _call.ATTRIBUTE_SLUGS
+
+
+def test_confirm_is_refused_where_nothing_previews(call_tool, key, fake_attio):
+    result = call_tool(key, *request("GET", "/v2/notes", confirm="x"))
+
+    refused(result, "`confirm` is only for the deletes")
+    assert fake_attio.calls == []
 
 
 def test_query_values_are_sent_as_attio_expects_them(call_tool, key, fake_attio):

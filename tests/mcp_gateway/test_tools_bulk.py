@@ -113,9 +113,30 @@ def test_bulk_upsert_reports_each_failure_and_writes_the_rest(sessions, key, fak
     assert fake_attio.count("records.assert") == 3
     assert record_named(acme, "companies", "Stark") is not None
     assert record_named(acme, "companies", "Umbrella") is None
+    # The call answered (ok), and its row says some items failed.
     row = ToolCall.objects.order_by("pk").last()
-    assert row.ok is True
+    assert (row.ok, row.error_code) == (True, "partial_failure")
     assert row.record_ids == [items[0]["id"], items[4]["id"]]
+
+
+def test_one_record_written_two_ways_is_updated_once(sessions, key, fake_attio, acme):  # noqa: F811
+    initech = acme.record_id("companies", "Initech")
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [
+            {"domains": "initech.com", "name": "Initech"},
+            {"domains": ["Initech.com"], "name": "Initech Two"},
+        ],
+    }
+
+    preview, confirmed = preview_then_confirm(sessions, key, "bulk_upsert_records", arguments)
+
+    assert [i["action"] for i in ok(preview)["items"]] == ["update", "skip"]
+    assert "same `domains` as item 0" in ok(preview)["items"][1]["error"]
+    assert [i["ok"] for i in ok(confirmed)["items"]] == [True, False]
+    assert fake_attio.count("records.assert") == 1
+    assert acme.records[initech].values["name"][0]["value"] == "Initech"
 
 
 def test_odd_matching_values_are_answered_per_item(call_tool, key, fake_attio):

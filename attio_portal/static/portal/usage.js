@@ -17,6 +17,8 @@
       })),
       axes: [{}, { values: valueFormat ? function (u, ticks) { return ticks.map(valueFormat); } : undefined }],
       scales: { x: { time: true } },
+      // The days are UTC days: label them so, not in the browser's time zone.
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
     };
     new uPlot(options, [data.days].concat(values), element);
   }
