@@ -22,6 +22,7 @@ from requests import RequestException
 from connections.models import Connection
 from connections.services import client_ip
 from mcp_gateway import usage as gateway_usage
+from mcp_gateway.models import ToolPolicy
 
 from . import accounts, exports, health, sso
 from .forms import DayRangeForm, ResetForm, SignInForm
@@ -71,6 +72,7 @@ def dashboard(request):
             .order_by("-created_at"),
             "mcp_url": f"{settings.PORTAL_BASE_URL}/mcp",
             "usage": own_usage(request.user),
+            "tool_access": ToolPolicy.objects.access_of(request.user.pk),
         },
     )
 

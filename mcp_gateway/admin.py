@@ -1,4 +1,4 @@
-"""Admin for API keys, connected apps, their OAuth clients and tool calls. No key or
+"""Admin for API keys, connected apps, their OAuth clients, tool calls and tool policies. No key or
 token exists anywhere to show: keys are HMAC digests, OAuth tokens SHA-256 checksums."""
 
 from django.contrib import admin
@@ -9,7 +9,8 @@ from connections.admin import ActionsOnlyAdmin, AuditLogAdmin, ReadOnlyAdmin, re
 from connections.services import client_ip
 
 from . import services
-from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall
+from .forms import ToolPolicyForm
+from .models import ApiKey, ApiKeyEvent, ConnectedApp, ToolCall, ToolPolicy
 
 
 class KeyStatusFilter(admin.SimpleListFilter):
@@ -220,3 +221,31 @@ class ToolCallAdmin(ReadOnlyAdmin):
         if obj.connected_app is not None:
             return f"OAuth app {obj.connected_app.client_name}"
         return "—"
+
+
+@admin.register(ToolPolicy)
+class ToolPolicyAdmin(admin.ModelAdmin):
+    """Tool sets for groups and users. A user under none keeps every tool; under several,
+    the tools any of them allows (models.ToolPolicy). Saved, it counts from the next MCP
+    request of every key and app it covers."""
+
+    form = ToolPolicyForm
+    list_display = ["name", "all_read_tools", "tool_count", "group_names", "user_count"]
+    search_fields = ["name", "description"]
+    filter_horizontal = ["groups", "users"]
+    fields = ["name", "description", "all_read_tools", "tools", "groups", "users"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups", "users")
+
+    @admin.display(description="tools named")
+    def tool_count(self, obj: ToolPolicy) -> int:
+        return len(obj.tools)
+
+    @admin.display(description="groups")
+    def group_names(self, obj: ToolPolicy) -> str:
+        return ", ".join(group.name for group in obj.groups.all()) or "—"
+
+    @admin.display(description="users")
+    def user_count(self, obj: ToolPolicy) -> int:
+        return len(obj.users.all())

@@ -38,6 +38,8 @@ from .models import (
     SECRET_LENGTH,
     ApiKey,
     ConnectedApp,
+    ToolAccess,
+    ToolPolicy,
     checksum,
     key_digest,
 )
@@ -149,6 +151,8 @@ def check_api_key(presented: str) -> ApiKey | None:
     found = ApiKey.objects.select_related("owner", "connection").filter(public_id=public_id)
     now = timezone.now()
     key = accept(presented, found.first(), now)
+    if key is not None:
+        key.owner.tool_access = ToolPolicy.objects.access_of(key.owner_id)
     if key is not None and last_used_is_due(key, now):
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
@@ -193,6 +197,7 @@ def check_oauth_token(presented: str) -> tuple["Caller", int] | None:
     app = app.filter(token_family=family).first()
     if app is None or not app.user.is_active:
         return None
+    app.user.tool_access = ToolPolicy.objects.access_of(app.user_id)
     if last_used_is_due(app, now):
         ConnectedApp.objects.filter(pk=app.pk).update(last_used_at=now)
         app.last_used_at = now
@@ -283,6 +288,7 @@ class Caller:
     """Who is calling: the portal user, the Attio connection the call acts on and whether
     it may write, and what vouched for them: an API key, or a connected app's OAuth
     access token (`app`). Tools, the policy and the audit trail see no other difference.
+    `tool_access` is what the user's tool policies allow, None if none applies to them.
 
     One per HTTP request, made by the verifier. A stateless POST carries exactly one
     JSON-RPC message (the SDK refuses batches), so `outcome` is that one call's.
@@ -293,15 +299,30 @@ class Caller:
     read_only: bool
     key: ApiKey | None = None
     app: ConnectedApp | None = None
+    tool_access: ToolAccess | None = None
     outcome: Outcome = field(default_factory=Outcome, compare=False)
 
+    # Both take the owner's `tool_access` as the credential check read it with the key or
+    # token (no default: a Caller is never made without it).
     @classmethod
     def of(cls, key: ApiKey) -> "Caller":
-        return cls(user=key.owner, connection=key.connection, read_only=key.read_only, key=key)
+        return cls(
+            user=key.owner,
+            connection=key.connection,
+            read_only=key.read_only,
+            key=key,
+            tool_access=key.owner.tool_access,
+        )
 
     @classmethod
     def of_app(cls, app: ConnectedApp, *, read_only: bool) -> "Caller":
-        return cls(user=app.user, connection=app.connection, read_only=read_only, app=app)
+        return cls(
+            user=app.user,
+            connection=app.connection,
+            read_only=read_only,
+            app=app,
+            tool_access=app.user.tool_access,
+        )
 
     @property
     def scopes(self) -> list[str]:

@@ -1,4 +1,5 @@
-"""Forms for portal API keys, and the choices they share with the OAuth consent page."""
+"""Forms for portal API keys, and the choices they share with the OAuth consent page;
+the admin's tool policy form."""
 
 import secrets
 from datetime import timedelta
@@ -8,7 +9,7 @@ from django.utils import timezone
 
 from connections.models import Connection
 
-from .models import ToolProfile
+from .models import ToolPolicy, ToolProfile
 
 EXPIRY_CHOICES = [
     ("never", "Never"),
@@ -82,3 +83,35 @@ class ApiKeyForm(forms.Form):
     def expires_at(self):
         choice = self.cleaned_data["expires"]
         return None if choice == "never" else timezone.now() + timedelta(days=int(choice))
+
+
+def tool_choices() -> list:
+    """Every tool, reads and writes apart, each with the first line of what it does."""
+    # Imported when a form is built: the registry imports the gateway, which imports this.
+    from . import tools
+
+    def choice(name: str) -> tuple[str, str]:
+        summary = (tools.REGISTRY[name].fn.__doc__ or "").strip().splitlines()[0]
+        return name, f"{name}: {summary}"
+
+    reads = [choice(name) for name in tools.REGISTRY if tools.is_read_only(name)]
+    writes = [choice(name) for name in tools.REGISTRY if not tools.is_read_only(name)]
+    return [("Tools that read", reads), ("Tools that write", writes)]
+
+
+class ToolPolicyForm(forms.ModelForm):
+    tools = forms.MultipleChoiceField(
+        choices=tool_choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Besides every read tool, if that is ticked. attio_request ticked here may "
+        "also write, within each key's or app's scope; otherwise it only reads.",
+    )
+
+    class Meta:
+        model = ToolPolicy
+        fields = ["name", "description", "all_read_tools", "tools", "groups", "users"]
+
+    def clean_tools(self) -> list[str]:
+        chosen = set(self.cleaned_data["tools"])
+        return [name for _, group in tool_choices() for name, _ in group if name in chosen]

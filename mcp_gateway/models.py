@@ -5,11 +5,14 @@ import hmac
 import secrets
 import string
 import zlib
+from dataclasses import dataclass
 from datetime import datetime
 from hashlib import sha256
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from oauth2_provider.models import Application
 
@@ -356,3 +359,93 @@ class RolledUpDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} rolled up"
+
+
+class ToolPolicyQuerySet(models.QuerySet):
+    def applying_to(self, user_id: int):
+        """The policies given to the user, directly or through one of their groups."""
+        return self.filter(Q(users=user_id) | Q(groups__user=user_id)).distinct()
+
+    def access_of(self, user_id: int) -> "ToolAccess | None":
+        rows = self.applying_to(user_id).values_list("name", "all_read_tools", "tools")
+        return ToolAccess.of(rows)
+
+
+class ToolPolicy(models.Model):
+    """A tool set an admin gives to groups and users: the tools their API keys and
+    connected apps may be shown and call, on top of each one's scope and profile.
+
+    A user under no policy has every tool their scope and profile allow (as before
+    policies existed); under one or more, only the tools one of them allows (ToolAccess).
+    Read on every MCP request with the credential, so a change counts from the next one.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    all_read_tools = models.BooleanField(
+        "every read tool",
+        default=False,
+        help_text=(
+            "Every tool that only reads, including tools added later, and attio_request "
+            "for Attio's read operations."
+        ),
+    )
+    # Tool names (tools.REGISTRY). attio_request listed here may also write, within the
+    # caller's scope; under "every read tool" alone it may only read.
+    tools = models.JSONField("tools", default=list, blank=True)
+    groups = models.ManyToManyField(Group, blank=True, related_name="tool_policies")
+    users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="tool_policies"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ToolPolicyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "tool policy"
+        verbose_name_plural = "tool policies"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class ToolAccess:
+    """What a user's tool policies allow together: the tools any of them lists, and every
+    read tool if any of them says so (mcp_gateway/policy.py applies it)."""
+
+    policies: tuple[str, ...]
+    all_read_tools: bool
+    tools: frozenset[str]
+
+    @classmethod
+    def of(cls, rows) -> "ToolAccess | None":
+        """From (name, all_read_tools, tools) rows; None (no limit) if there are none."""
+        rows = sorted(rows)
+        if not rows:
+            return None
+        return cls(
+            policies=tuple(name for name, _, _ in rows),
+            all_read_tools=any(reads for _, reads, _ in rows),
+            tools=frozenset(
+                name
+                for _, _, listed in rows
+                if isinstance(listed, list)
+                for name in listed
+                if isinstance(name, str)
+            ),
+        )
+
+    @property
+    def sorted_tools(self) -> list[str]:
+        return sorted(self.tools)
+
+    @property
+    def named(self) -> str:
+        """The policies as the refusals name them: `"Sales"` or `"Sales" and "Support"`."""
+        quoted = [f'"{name}"' for name in self.policies]
+        if len(quoted) == 1:
+            return quoted[0]
+        return ", ".join(quoted[:-1]) + " and " + quoted[-1]

@@ -1,6 +1,6 @@
 """Who may call what, per API key or connected app: the tools it sees and may call
-(read-only ones see only reads, compact ones only the compact set), its rate limit, and
-the audit trail of every tool call.
+(read-only ones see only reads, compact ones only the compact set, and no more than the
+owner's tool policies allow), its rate limit, and the audit trail of every tool call.
 
 The SDK runs `middleware` around each MCP message once the key is verified (auth.py); a
 tool call that passes goes on to its tool (tools/).
@@ -32,14 +32,8 @@ async def middleware(ctx, call_next):
     """Per-key policy around every MCP request: tool visibility, limits, audit."""
     if ctx.method == "tools/list":
         result = await call_next(ctx)
-        if auth.current_caller().read_only:
-            result["tools"] = [
-                t for t in result.get("tools", []) if open_to_read_only(t.get("name"))
-            ]
-        profile = auth.current_caller().tool_profile
-        result["tools"] = [
-            t for t in result.get("tools", []) if tools.in_profile(t.get("name"), profile)
-        ]
+        caller = auth.current_caller()
+        result["tools"] = [t for t in result.get("tools", []) if may_see(caller, t.get("name"))]
         return result
     if ctx.method != "tools/call":
         return await call_next(ctx)
@@ -51,6 +45,9 @@ async def middleware(ctx, call_next):
     if tools.exists(name) and not tools.in_profile(name, caller.tool_profile):
         error_code = "not_in_profile"
         result = error_result(profile_refusal(caller, name))
+    elif tools.exists(name) and not in_tool_policy(caller, name):
+        error_code = "not_in_policy"
+        result = error_result(tool_policy_refusal(caller, name))
     elif caller.read_only and tools.exists(name) and not open_to_read_only(name):
         error_code = "read_only_key" if caller.key is not None else "insufficient_scope"
         result = error_result(read_only_refusal(caller, name))
@@ -70,6 +67,12 @@ async def middleware(ctx, call_next):
             # A call that answered may still say what failed within it (a bulk write's
             # items): the row is ok, with the code.
             error_code = caller.outcome.error_code
+    audit(caller, name, ok=not result.get("isError", False), error_code=error_code, started=started)
+    return result
+
+
+def audit(caller: auth.Caller, name: str, *, ok: bool, error_code: str, started: float) -> None:
+    """The audit row of one tool call or resource read (`name`), ended now."""
     audit_trail.add(
         owner_id=caller.user.pk,
         api_key_id=caller.key.pk if caller.key is not None else None,
@@ -78,12 +81,53 @@ async def middleware(ctx, call_next):
         tool=name,
         operation=storable(caller.outcome.operation, 128),
         record_ids=caller.outcome.record_ids[:1000],
-        ok=not result.get("isError", False),
+        ok=ok,
         attio_status=caller.outcome.attio_status,
         error_code=storable(error_code, 64),
         duration_ms=int((time.monotonic() - started) * 1000),
     )
-    return result
+
+
+def may_see(caller: auth.Caller, name: str | None) -> bool:
+    """Whether tools/list shows the tool to the caller: its scope, profile and policy."""
+    return (
+        (not caller.read_only or open_to_read_only(name))
+        and tools.in_profile(name, caller.tool_profile)
+        and in_tool_policy(caller, name)
+    )
+
+
+def in_tool_policy(caller: auth.Caller, name: str | None) -> bool:
+    """Whether the owner's tool policies (models.ToolPolicy) allow the tool; every tool
+    if none applies to them. "Every read tool" takes in `attio_request`, which then
+    only reads (`policy_allows_api_writes`)."""
+    access = caller.tool_access
+    if access is None:
+        return True
+    return name in access.tools or (access.all_read_tools and open_to_read_only(name))
+
+
+def policy_allows_api_writes(caller: auth.Caller) -> bool:
+    """Whether `attio_request` may write for the caller, as far as the tool policies go:
+    only where a policy lists it by name. (Any write tool listed beside it would
+    otherwise be a way around every write tool left out.)"""
+    access = caller.tool_access
+    return access is None or "attio_request" in access.tools
+
+
+def tool_policy_refusal(caller: auth.Caller, name: str) -> str:
+    """The words for a tool the owner's tool policies leave out, naming them."""
+    return f"`{name}` is left out by {policies_named(caller)}. {ASK_AN_ADMIN}"
+
+
+ASK_AN_ADMIN = "The portal's admins set tool policies; ask one of them if you need it."
+
+
+def policies_named(caller: auth.Caller) -> str:
+    """`your tool policy "Sales"`, or `your tool policies "Sales" and "Support"`."""
+    access = caller.tool_access
+    noun = "policy" if len(access.policies) == 1 else "policies"
+    return f"your tool {noun} {access.named}"
 
 
 def open_to_read_only(name: str | None) -> bool:

@@ -36,7 +36,7 @@ from .auth import (
     public_id_of,
     token_is_usable,
 )
-from .models import ApiKey, ConnectedApp
+from .models import ApiKey, ConnectedApp, ToolAccess, ToolPolicy
 
 
 class PrebuiltJoin:
@@ -45,10 +45,12 @@ class PrebuiltJoin:
     The columns come from the models' `_meta`, and values pass through the same database
     converters the ORM applies, so the instances are what the ORM would have returned.
     `parts` are (model, alias), the first one the table selected FROM; `joins` and
-    `where` are SQL over those aliases.
+    `where` are SQL over those aliases; `extra` are more columns, after the models'.
     """
 
-    def __init__(self, connection, parts: list, joins: list[str], where: str) -> None:
+    def __init__(
+        self, connection, parts: list, joins: list[str], where: str, extra: tuple = ()
+    ) -> None:
         qn = connection.ops.quote_name
         self.parts = parts
         columns = []
@@ -60,6 +62,8 @@ class PrebuiltJoin:
                 funcs = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
                 if funcs:
                     self.converters.append((len(columns) - 1, funcs, col))
+        self.model_columns = len(columns)
+        columns.extend(extra)
         root, root_alias = parts[0]
         self.sql = (
             f"SELECT {', '.join(columns)} FROM {qn(root._meta.db_table)} {root_alias} "
@@ -67,21 +71,53 @@ class PrebuiltJoin:
         )
 
     def build(self, connection, row) -> list | None:
-        """One instance per part from one row of `sql` (or None)."""
+        """One instance per part from one row of `sql`, then the extra columns' values
+        (or None)."""
         if row is None:
             return None
         row = list(row)
         for index, funcs, col in self.converters:
             for convert in funcs:
                 row[index] = convert(row[index], col, connection)
-        instances = []
+        instances: list = []
         start = 0
         for model, _ in self.parts:
             fields = model._meta.concrete_fields
             values = row[start : start + len(fields)]
             instances.append(model.from_db(connection.alias, [f.attname for f in fields], values))
             start += len(fields)
-        return instances
+        return instances + row[self.model_columns :]
+
+
+def tool_policies_column(connection, user_alias: str) -> str:
+    """A column of the user's tool policies as a JSON array of [name, all_read_tools,
+    tools], NULL if none applies (models.ToolPolicyQuerySet.applying_to, in SQL): read
+    with the credential, so a policy change counts from the next request at no extra
+    query."""
+    qn = connection.ops.quote_name
+    user = get_user_model()
+    policies = ToolPolicy._meta
+    direct = ToolPolicy.users.through._meta
+    by_group = ToolPolicy.groups.through._meta
+    member = user.groups.through._meta
+
+    def col(meta, alias, field):
+        return f"{alias}.{qn(meta.get_field(field).column)}"
+
+    def table(meta, alias):
+        return f"{qn(meta.db_table)} {alias}"
+
+    user_id = column(connection, user, user_alias, "id")
+    return (
+        f"(SELECT json_agg(json_build_array({col(policies, 'tp', 'name')}, "
+        f"{col(policies, 'tp', 'all_read_tools')}, {col(policies, 'tp', 'tools')})) "
+        f"FROM {table(policies, 'tp')} WHERE {col(policies, 'tp', 'id')} IN ("
+        f"SELECT {col(direct, 'tpu', 'toolpolicy')} FROM {table(direct, 'tpu')} "
+        f"WHERE {col(direct, 'tpu', 'user')} = {user_id}"
+        f" UNION SELECT {col(by_group, 'tpg', 'toolpolicy')} FROM {table(by_group, 'tpg')} "
+        f"JOIN {table(member, 'ug')} ON {col(member, 'ug', 'group')} = "
+        f"{col(by_group, 'tpg', 'group')} WHERE {col(member, 'ug', 'user')} = {user_id}))"
+    )
 
 
 def join(connection, model, alias: str, on: str) -> str:
@@ -116,6 +152,7 @@ class ApiKeyQuery(PrebuiltJoin):
                 ),
             ],
             where=f"{col(ApiKey, 'k', 'public_id')} = %s",
+            extra=(tool_policies_column(connection, "u"),),
         )
         qn = connection.ops.quote_name
         self.last_used_sql = (
@@ -128,8 +165,9 @@ class ApiKeyQuery(PrebuiltJoin):
         instances = self.build(connection, row)
         if instances is None:
             return None
-        key, owner, key_connection = instances
+        key, owner, key_connection, policies = instances
         key.owner, key.connection = owner, key_connection
+        owner.tool_access = ToolAccess.of(policies or [])
         return key
 
 
@@ -184,6 +222,7 @@ class OAuthTokenQuery(PrebuiltJoin):
                 f"{col(AccessToken, 't', 'token_checksum')} = %s "
                 f"AND {col(app, 'a', 'revoked_at')} IS NULL"
             ),
+            extra=(tool_policies_column(connection, "u"),),
         )
         qn = connection.ops.quote_name
         self.last_used_sql = (
@@ -196,8 +235,9 @@ class OAuthTokenQuery(PrebuiltJoin):
         instances = self.build(connection, row)
         if instances is None:
             return None
-        token, app, user, app_connection, client = instances
+        token, app, user, app_connection, client, policies = instances
         app.user, app.connection, app.client = user, app_connection, client
+        user.tool_access = ToolAccess.of(policies or [])
         return token, app
 
 

@@ -3,11 +3,13 @@ tool calls; and prompts for common CRM work, each naming the tools to use.
 
 Each resource is read with the caller's own connection, through the tools that list the
 same things (`list_objects`, `list_attributes`, `list_lists`), so it says what they say,
-as JSON. A read counts against the key's or app's rate limit as a tool call does; a
+as JSON. A read counts against the key's or app's rate limit as a tool call does, is
+audited as one, and is refused where the owner's tool policy leaves out that tool; a
 revoked key or app never gets here (auth.py refuses it first).
 """
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -17,6 +19,8 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 from pydantic import BaseModel, Field
+
+from connections import attio
 
 from . import auth, policy
 from .tools import lists, schema
@@ -91,17 +95,29 @@ def slug(value: str, noun: str) -> str:
 
 
 async def read(tool: Callable[..., Awaitable[BaseModel]], *arguments: str) -> str:
-    """The tool's answer for the caller, as lean JSON; its failure as the resource's."""
+    """The tool's answer for the caller, as lean JSON; its failure as the resource's.
+    Audited as the tool's call is, under `resource:` and the tool's name."""
     caller = auth.current_caller()
+    started = time.monotonic()
+    name = f"resource:{tool.__name__}"
     limit = settings.MCP_RATE_LIMIT_PER_MINUTE
+    if not policy.in_tool_policy(caller, tool.__name__):
+        policy.audit(caller, name, ok=False, error_code="not_in_policy", started=started)
+        raise ResourceError(policy.tool_policy_refusal(caller, tool.__name__))
     if wait := policy.rate_limiter.retry_after(caller.bucket, limit):
+        policy.audit(caller, name, ok=False, error_code="rate_limited", started=started)
         raise ResourceError(f"Too many calls (limit: {limit} a minute). Wait {wait:.0f} seconds.")
+    observing = attio.answer_observer.set(caller.outcome.saw_answer)
     try:
         answer = await tool(caller, *arguments)
     except ToolFailure as failure:
+        policy.audit(caller, name, ok=False, error_code=failure.code, started=started)
         if failure.code in ("not_found", "http_404"):
             raise ResourceNotFoundError(str(failure)) from None
         raise ResourceError(str(failure)) from None
+    finally:
+        attio.answer_observer.reset(observing)
+    policy.audit(caller, name, ok=True, error_code="", started=started)
     return answer.model_dump_json(exclude_none=True)
 
 

@@ -57,6 +57,12 @@ def refusal(caller: Caller, operation: Operation) -> ToolFailure | None:
     if caller.read_only and not operation.is_read:
         code = READ_ONLY_CODES[0] if caller.key is not None else READ_ONLY_CODES[1]
         return ToolFailure(f"{operation.name} writes, and this access is read-only.", code)
+    if not operation.is_read and not policy.policy_allows_api_writes(caller):
+        return ToolFailure(
+            f"{operation.name} writes, and under {policy.policies_named(caller)} "
+            f"`attio_request` may only read. {policy.ASK_AN_ADMIN}",
+            "not_in_policy",
+        )
     return None
 
 

@@ -1,0 +1,393 @@
+"""Tool policies: an admin's tool sets for groups and users limit what their keys and
+connected apps are shown and may call, on top of scope and profile, from the next request."""
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.contrib.auth.models import Group
+from django.db import connection
+from django.urls import reverse
+
+from mcp_gateway import auth, tools
+from mcp_gateway.models import ToolAccess, ToolCall, ToolPolicy, ToolProfile
+from mcp_gateway.postgres_checks import PostgresCredentialChecks
+from tests.mcp_gateway.conftest import tool_text
+
+from .test_oauth_portal import call_mcp, connect_app
+from .test_tool_profiles import listed_names
+
+READS = {name for name in tools.REGISTRY if tools.is_read_only(name)}
+NO_SUCH_RECORD = "00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def sales(alice):
+    """ "Sales: read everything, write notes and tasks", given to Alice's group."""
+    policy = ToolPolicy.objects.create(
+        name="Sales", all_read_tools=True, tools=["create_note", "create_task"]
+    )
+    group = Group.objects.create(name="Sales team")
+    policy.groups.add(group)
+    alice.groups.add(group)
+    return policy
+
+
+def all_in_one_session(mcp, key, *steps):
+    """Run `steps` (each an async function of the client) in one MCP session."""
+
+    async def body(client):
+        return [await step(client) for step in steps]
+
+    return mcp(key, body)
+
+
+async def names(client) -> set[str]:
+    return {t.name for t in (await client.list_tools()).tools}
+
+
+# --- Which tools a caller is shown and may call ---------------------------------------------
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_policy_limits_the_tool_list_to_what_it_allows(mcp, alice_key, sales):
+    assert listed_names(mcp, alice_key[1]) == READS | {
+        "attio_request",
+        "create_note",
+        "create_task",
+    }
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_without_a_policy_every_tool_is_listed_as_before(mcp, alice_key):
+    assert not ToolPolicy.objects.exists()
+    assert listed_names(mcp, alice_key[1]) == set(tools.REGISTRY)
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_read_only_key_under_a_policy_loses_the_policy_s_writes(
+    mcp, alice_connection, make_key, sales
+):
+    _, read_only = make_key(alice_connection, read_only=True)
+
+    assert listed_names(mcp, read_only) == READS | {"attio_request"}
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_compact_key_under_a_policy_sees_the_compact_tools_it_allows(
+    mcp, alice, alice_connection, make_key
+):
+    policy = ToolPolicy.objects.create(name="Search", tools=["whoami", "search_records"])
+    policy.users.add(alice)
+    _, compact = make_key(alice_connection, tool_profile=ToolProfile.COMPACT)
+
+    assert listed_names(mcp, compact) == {"whoami", "search_records"}
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_tool_outside_the_policy_is_refused_naming_it_audited_and_not_sent(
+    run_tools, alice_key, sales, fake_attio
+):
+    refused, allowed = run_tools(
+        alice_key[1],
+        ("delete_record", {"object": "people", "record_id": NO_SUCH_RECORD}),
+        ("list_objects", {}),
+    )
+
+    assert refused.is_error
+    text = tool_text(refused)
+    assert "`delete_record`" in text and 'tool policy "Sales"' in text and "admins" in text
+    assert not allowed.is_error
+    assert [c.path for c in fake_attio.calls if c.path.startswith("/v2/")] == ["/v2/objects"]
+    rows = ToolCall.objects.order_by("pk")
+    assert [(r.tool, r.ok, r.error_code) for r in rows] == [
+        ("delete_record", False, "not_in_policy"),
+        ("list_objects", True, ""),
+    ]
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_the_tools_a_policy_names_may_be_called(call_tool, alice_key, sales, fake_attio):
+    created = call_tool(
+        alice_key[1],
+        "create_task",
+        {"content": "Send the proposal", "deadline_at": "2030-01-01T09:00:00Z"},
+    )
+
+    assert not created.is_error, tool_text(created)
+    assert any(c.method == "POST" and c.path == "/v2/tasks" for c in fake_attio.calls)
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_policy_of_named_tools_only_leaves_out_the_other_reads(mcp, alice, alice_key):
+    policy = ToolPolicy.objects.create(name="Notes only", tools=["whoami", "create_note"])
+    policy.users.add(alice)
+
+    assert listed_names(mcp, alice_key[1]) == {"whoami", "create_note"}
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_two_policies_allow_what_either_allows_and_a_refusal_names_both(
+    mcp, alice, alice_key, sales
+):
+    support = ToolPolicy.objects.create(name="Support", tools=["create_comment"])
+    support.users.add(alice)
+
+    async def delete_a_note(client):
+        return await client.call_tool("delete_note", {"note_id": NO_SUCH_RECORD})
+
+    listed, refused = all_in_one_session(mcp, alice_key[1], names, delete_a_note)
+
+    assert listed == READS | {"attio_request", "create_note", "create_task", "create_comment"}
+    assert refused.is_error
+    assert 'tool policies "Sales" and "Support"' in tool_text(refused)
+
+
+# --- attio_request under a policy ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_under_every_read_tool_attio_request_reads_but_does_not_write(
+    run_tools, alice_key, sales, fake_attio
+):
+    read, write, found = run_tools(
+        alice_key[1],
+        ("attio_request", {"method": "GET", "path": "/v2/objects"}),
+        (
+            "attio_request",
+            {
+                "method": "DELETE",
+                "path": "/v2/objects/{object}/records/{record_id}",
+                "path_params": {"object": "people", "record_id": NO_SUCH_RECORD},
+            },
+        ),
+        ("find_attio_operation", {"query": "delete record"}),
+    )
+
+    assert not read.is_error
+    assert write.is_error
+    text = tool_text(write)
+    assert "DELETE /v2/objects/{object}/records/{record_id} writes" in text
+    assert 'tool policy "Sales"' in text and "only read" in text
+    assert not any(c.method == "DELETE" for c in fake_attio.calls)
+    # Nor does the search offer writes it could not make.
+    assert "DELETE" not in tool_text(found)
+    rows = ToolCall.objects.order_by("pk")
+    assert [r.error_code for r in rows][:2] == ["", "not_in_policy"]
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_attio_request_named_in_a_policy_may_write(call_tool, alice, alice_key, acme, fake_attio):
+    policy = ToolPolicy.objects.create(name="Power users", tools=["attio_request"])
+    policy.users.add(alice)
+
+    answer = call_tool(
+        alice_key[1],
+        "attio_request",
+        {
+            "method": "POST",
+            "path": "/v2/notes",
+            "body": {
+                "data": {
+                    "parent_object": "people",
+                    "parent_record_id": acme.record_id("people", "Ada Lovelace"),
+                    "title": "Call",
+                    "format": "plaintext",
+                    "content": "Spoke about pricing",
+                }
+            },
+        },
+    )
+
+    assert not answer.is_error, tool_text(answer)
+    assert any(c.method == "POST" and c.path == "/v2/notes" for c in fake_attio.calls)
+
+
+# --- From the next request ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_policy_change_counts_from_the_next_request(mcp, alice, alice_key):
+    policy = ToolPolicy.objects.create(name="Sales", all_read_tools=True)
+    group = Group.objects.create(name="Sales team")
+    policy.groups.add(group)
+
+    # Each change is made between two requests of one MCP session.
+    async def add_to_group(client):
+        await sync_to_async(alice.groups.add)(group)
+
+    async def name_a_tool(client):
+        await sync_to_async(ToolPolicy.objects.filter(pk=policy.pk).update)(tools=["create_note"])
+
+    async def delete_the_policy(client):
+        await sync_to_async(ToolPolicy.objects.filter(pk=policy.pk).delete)()
+
+    before, _, in_group, _, named, _, deleted = all_in_one_session(
+        mcp,
+        alice_key[1],
+        names,
+        add_to_group,
+        names,
+        name_a_tool,
+        names,
+        delete_the_policy,
+        names,
+    )
+
+    assert before == set(tools.REGISTRY)
+    assert in_group == READS | {"attio_request"}
+    assert named == READS | {"attio_request", "create_note"}
+    assert deleted == set(tools.REGISTRY)
+
+
+# --- OAuth apps -----------------------------------------------------------------------------
+
+
+def test_a_connected_app_is_limited_by_its_user_s_policy(portal, alice, alice_connection, sales):
+    approval = connect_app(portal, "alice", access="read_write")
+
+    listed = call_mcp(portal, approval.access_token).json()["result"]["tools"]
+    assert {t["name"] for t in listed} == READS | {"attio_request", "create_note", "create_task"}
+    refused = call_mcp(
+        portal,
+        approval.access_token,
+        "tools/call",
+        {"name": "delete_record", "arguments": {"object": "people", "record_id": NO_SUCH_RECORD}},
+    ).json()["result"]
+    assert refused["isError"] and 'tool policy "Sales"' in refused["content"][0]["text"]
+
+
+# --- Resources ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_resource_read_follows_the_policy_of_the_tool_behind_it_and_is_audited(
+    mcp, alice, alice_key, fake_attio
+):
+    policy = ToolPolicy.objects.create(name="Objects only", tools=["list_objects"])
+    policy.users.add(alice)
+
+    async def body(client):
+        objects = await client.read_resource("attio://objects")
+        try:
+            await client.read_resource("attio://objects/people/attributes")
+        except Exception as error:  # the SDK raises the server's error
+            return objects, str(error)
+        return objects, None
+
+    objects, refusal = mcp(alice_key[1], body)
+
+    assert "people" in objects.contents[0].text
+    assert refusal is not None and "`list_attributes`" in refusal and '"Objects only"' in refusal
+    rows = ToolCall.objects.order_by("pk")
+    assert [(r.tool, r.ok, r.error_code, r.attio_status) for r in rows] == [
+        ("resource:list_objects", True, "", 200),
+        ("resource:list_attributes", False, "not_in_policy", None),
+    ]
+
+
+# --- Both credential checks read the policies -----------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # the pool sees committed rows only
+@pytest.mark.parametrize("implementation", ["orm", "postgres pool"])
+def test_both_credential_checks_read_the_owner_s_policies_afresh(
+    implementation, alice, alice_key, make_user
+):
+    checks = (
+        auth.CredentialChecks() if implementation == "orm" else PostgresCredentialChecks(connection)
+    )
+
+    async def check():
+        async with checks.running():
+            return (await checks.check(alice_key[1])).owner.tool_access
+
+    assert async_to_sync(check)() is None
+    direct = ToolPolicy.objects.create(name="Direct", tools=["whoami"])
+    direct.users.add(alice)
+    via_group = ToolPolicy.objects.create(name="By group", all_read_tools=True, tools=["x"])
+    group = Group.objects.create(name="Team")
+    via_group.groups.add(group)
+    alice.groups.add(group)
+    # Someone else's policy, through another group, is not Alice's.
+    other = ToolPolicy.objects.create(name="Other", tools=["delete_record"])
+    other_group = Group.objects.create(name="Others")
+    other.groups.add(other_group)
+    make_user("carol").groups.add(other_group)
+
+    assert async_to_sync(check)() == ToolAccess(
+        policies=("By group", "Direct"), all_read_tools=True, tools=frozenset({"whoami", "x"})
+    )
+    alice.groups.remove(group)
+    assert async_to_sync(check)() == ToolAccess(
+        policies=("Direct",), all_read_tools=False, tools=frozenset({"whoami"})
+    )
+
+
+def test_tool_access_names_its_policies():
+    one = ToolAccess.of([("Sales", True, [])])
+    three = ToolAccess.of([("B", False, ["a"]), ("A", False, None), ("C", False, ["b", 3])])
+
+    assert ToolAccess.of([]) is None
+    assert one.named == '"Sales"'
+    assert three.named == '"A", "B" and "C"'
+    assert three.tools == {"a", "b"}  # what is not a tool name is ignored
+
+
+# --- The admin and the dashboard ------------------------------------------------------------
+
+POLICIES = "/admin/mcp_gateway/toolpolicy/"
+
+
+def test_an_admin_makes_a_policy_for_a_group(client, staff, alice):
+    group = Group.objects.create(name="Sales team")
+    client.force_login(staff)
+
+    page = client.get(f"{POLICIES}add/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Tools that read" in body and "Tools that write" in body
+    assert 'value="create_note"' in body and "every read tool" in body.lower()
+
+    answer = client.post(
+        f"{POLICIES}add/",
+        {
+            "name": "Sales",
+            "description": "Read everything, write notes and tasks",
+            "all_read_tools": "on",
+            "tools": ["create_task", "create_note"],
+            "groups": [group.pk],
+        },
+    )
+
+    assert answer.status_code == 302, answer.content.decode()[:2000]
+    policy = ToolPolicy.objects.get()
+    assert policy.tools == ["create_note", "create_task"]  # the registry's order
+    assert list(policy.groups.all()) == [group]
+    listing = client.get(POLICIES).content.decode()
+    assert "Sales" in listing and "Sales team" in listing
+
+
+def test_the_admin_refuses_a_tool_that_does_not_exist(client, staff):
+    client.force_login(staff)
+
+    answer = client.post(f"{POLICIES}add/", {"name": "Odd", "tools": ["drop_database"]})
+
+    assert answer.status_code == 200
+    assert "drop_database is not one of the available choices" in answer.content.decode()
+    assert not ToolPolicy.objects.exists()
+
+
+def test_the_dashboard_says_which_policy_limits_the_user(client, alice, alice_connection, sales):
+    client.force_login(alice)
+
+    page = client.get(reverse("dashboard")).content.decode()
+
+    assert 'id="tool-policy"' in page
+    assert "tool policy &quot;Sales&quot;" in page
+    assert "every tool that reads" in page and "<code>create_note</code>" in page
+
+
+def test_the_dashboard_says_nothing_of_policies_without_one(client, alice, alice_connection):
+    client.force_login(alice)
+
+    assert 'id="tool-policy"' not in client.get(reverse("dashboard")).content.decode()
