@@ -16,6 +16,8 @@ Variants, all in one process and one event loop:
                   .filter(public_id=...).afirst()` then `accept()` (Django hops to its
                   thread inside `afirst`); no connection upkeep, so a lower bound;
 - afirst-only:    the same with `.only()` of the columns the check and the verifier read;
+- pg-pool-no-policy: the same without the tool policies column (models.ToolPolicy, read
+                  with the key in a subquery): what the policies cost each check;
 - token-pool:      `PostgresCredentialChecks.check_oauth_token()`: an OAuth access token,
                   its refresh token's family, the connected app, user, connection and
                   client in one prebuilt join on the same pool;
@@ -26,7 +28,9 @@ Tokens: `--sample` connected apps, each with one access token and its refresh to
 the authorization server leaves them (hashed), besides the `--keys` keys.
 
 Seeding: one user, one connection, `--keys` keys (bulk_create), `last_used_at` in the
-future so no check writes it (the steady state: the write is once a minute per key).
+future so no check writes it; 100 users in 20 groups and 20 tool policies, the user under
+one policy directly and one through a group (rows for the subquery to find). No check
+writes last_used_at (the steady state: the write is once a minute per key).
 Each round runs every variant at every concurrency (order rotated round to round), a
 short warm-up then `--checks` checks, `--sample` distinct keys in turn; concurrency N is N
 coroutines pulling keys, `asyncio.gather`ed. Per run: wall time per check (batch wall /
@@ -56,7 +60,9 @@ from bench.support import (  # noqa: E402
 from tests.faults.harness import percentile  # noqa: E402
 
 ADMIN_URL = "postgres://portal:portal@127.0.0.1:5432/portal"
-VARIANTS = ("pg-pool", "orm", "afirst", "afirst-only", "token-pool", "token-orm")
+VARIANTS = (
+    "pg-pool", "pg-pool-no-policy", "orm", "afirst", "afirst-only", "token-pool", "token-orm",
+)  # fmt: skip
 # Columns the check (accept, last_used_at, KeyRefused) and PortalVerifier read.
 ONLY = (
     "public_id", "digest", "read_only", "expires_at", "revoked_at", "replaced_by_id",
@@ -118,6 +124,7 @@ def seed(keys: int, sample: int) -> tuple[list[str], list[str]]:
             batch = []
     ApiKey.objects.bulk_create(batch)
     tokens = seed_tokens(user, connection, sample, last_used_at=future)
+    seed_policies(user)
     from django.db import connection as db
 
     with db.cursor() as cursor:
@@ -125,16 +132,43 @@ def seed(keys: int, sample: int) -> tuple[list[str], list[str]]:
     return plaintexts, tokens
 
 
+def seed_policies(user) -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from mcp_gateway.models import ToolPolicy
+
+    groups = [Group.objects.create(name=f"group {i}") for i in range(20)]
+    policies = [
+        ToolPolicy.objects.create(name=f"policy {i}", all_read_tools=i % 2 == 0, tools=["whoami"])
+        for i in range(20)
+    ]
+    for i, policy in enumerate(policies):
+        policy.groups.add(groups[i])
+    for i in range(100):
+        get_user_model().objects.create_user(f"member {i}").groups.add(groups[i % 20])
+    user.groups.add(groups[3])
+    policies[7].users.add(user)
+
+
 def make_checks() -> dict:
     """Variant name -> (async check(presented) -> ApiKey | None, async context to run in)."""
     from django.db import connections
     from django.utils import timezone
 
-    from mcp_gateway import auth
+    from mcp_gateway import auth, postgres_checks
     from mcp_gateway.models import ApiKey
     from mcp_gateway.postgres_checks import PostgresCredentialChecks
 
     pool = PostgresCredentialChecks(connections["default"])
+    # The same checks built with NULL for the policies column.
+    real_column = postgres_checks.tool_policies_column
+    postgres_checks.tool_policies_column = lambda connection, alias: "NULL"
+    try:
+        without_policies = PostgresCredentialChecks(connections["default"])
+    finally:
+        postgres_checks.tool_policies_column = real_column
+    assert "json_agg" in pool.query.sql and "json_agg" not in without_policies.query.sql
     orm = auth.CredentialChecks()
     query = ApiKey.objects.select_related("owner", "connection")
 
@@ -154,6 +188,7 @@ def make_checks() -> dict:
 
     return {
         "pg-pool": (pool.check, pool.running),
+        "pg-pool-no-policy": (without_policies.check, without_policies.running),
         "orm": (orm.check, orm.running),
         "afirst": (afirst, orm.running),
         "afirst-only": (afirst_only, orm.running),
@@ -202,7 +237,7 @@ async def measure(args, seeded, names: list[str], concurrencies: list[int]):
         return out
 
     # One loop for the whole run, as in a uvicorn worker: the pool stays open throughout.
-    async with checks["pg-pool"][1](), checks["orm"][1]():
+    async with checks["pg-pool"][1](), checks["pg-pool-no-policy"][1](), checks["orm"][1]():
         deadline = time.monotonic() + args.max_seconds
         for r in range(args.rounds):
             if r and time.monotonic() > deadline:
