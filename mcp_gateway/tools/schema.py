@@ -26,6 +26,8 @@ class WhoAmI(BaseModel):
     api_key_name: str | None = None
     oauth_client: str | None = None
     read_only: bool
+    # The admins' tool policies that limit this caller's tools (none: no limit but scope).
+    tool_policies: list[str] | None = None
 
 
 @tool(title="Who am I", read_only=True)
@@ -44,6 +46,7 @@ async def whoami(caller: Caller) -> WhoAmI:
         api_key_name=caller.key.name if caller.key else None,
         oauth_client=caller.app.client_name if caller.app else None,
         read_only=caller.read_only,
+        tool_policies=list(caller.tool_access.policies) if caller.tool_access else None,
     )
 
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from mcp_gateway import auth, tools
 from mcp_gateway.models import ToolAccess, ToolCall, ToolPolicy, ToolProfile
 from mcp_gateway.postgres_checks import PostgresCredentialChecks
-from tests.mcp_gateway.conftest import tool_text
+from tests.mcp_gateway.conftest import ok, tool_text
 
 from .test_oauth_portal import call_mcp, connect_app
 from .test_tool_profiles import listed_names
@@ -114,6 +114,13 @@ def test_the_tools_a_policy_names_may_be_called(call_tool, alice_key, sales, fak
 
     assert not created.is_error, tool_text(created)
     assert any(c.method == "POST" and c.path == "/v2/tasks" for c in fake_attio.calls)
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_whoami_names_the_policies_that_limit_the_caller(run_tools, alice, alice_key, sales):
+    (answer,) = run_tools(alice_key[1], ("whoami", {}))
+
+    assert ok(answer)["tool_policies"] == ["Sales"]
 
 
 @pytest.mark.usefixtures("attio_calls_follow_spec")
