@@ -2,8 +2,9 @@
 
 In the order a request meets them: too many headers (431), more than one Authorization
 header (400), repeated authentication failures from its client address (429), a query
-string (400: keys go in the Authorization header), GET (405: no event stream in stateless
-JSON mode). Then the SDK's app verifies the key (auth.py): a refused key's 401 says why when
+string (400: keys go in the Authorization header), GET (405: no standalone event stream in
+stateless mode). A POST is answered with one JSON body, unless it asks for progress
+(`progress_asked`). Then the SDK's app verifies the key (auth.py): a refused key's 401 says why when
 its holder may be told, and a key the database could not check is answered 503
 (`server_error`). The body size limit is the SDK's own (server.build_app passes
 MCP_MAX_REQUEST_BYTES), applied after the key check, so a request without a good key
@@ -11,6 +12,7 @@ gets its 401 whatever its size.
 """
 
 import asyncio
+import contextvars
 import ipaddress
 import json
 import logging
@@ -32,6 +34,7 @@ def guarded(app):
 
     async def gateway(scope, receive, send):
         refusal = auth.Refusal()
+        asked = None
         if scope["type"] == "http":
             on_endpoint = scope["path"].startswith("/mcp")
             if on_endpoint:
@@ -55,9 +58,10 @@ def guarded(app):
             if on_endpoint and scope["method"] == "GET":
                 return await respond(send, 405, METHOD_REFUSED, allow=b"POST")
             if on_endpoint and scope["method"] == "POST":
-                receive = await body_within_deadline(receive)
+                receive, body = await body_within_deadline(receive)
                 if receive is None:
                     return await respond(send, 408, BODY_TOO_SLOW)
+                asked = progress_asked.set(asks_for_progress(scope, body))
         token = auth.refusal.set(refusal)
         try:
             await app(scope, receive, send)
@@ -66,17 +70,43 @@ def guarded(app):
             logger.warning("Answered 503: the database did not answer an API key check")
         finally:
             auth.refusal.reset(token)
+            if asked is not None:
+                progress_asked.reset(asked)
 
     return gateway
 
 
+# Whether this request is answered with an event stream (server.StreamingWhenAsked).
+progress_asked: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "progress_asked", default=False
+)
+
+
+def asks_for_progress(scope, body: bytes) -> bool:
+    """Whether a POST carries a progress token (`params._meta.progressToken`) and its client
+    takes an event stream. Only a stream has room for the progress notifications a long
+    call (a bulk write) sends before its answer; every other POST gets the one JSON body,
+    which costs less. The token is looked for in the bytes before any JSON is parsed."""
+    if b"progressToken" not in body:
+        return False
+    accept = b",".join(value for name, value in scope["headers"] if name == b"accept")
+    if b"text/event-stream" not in accept:
+        return False
+    try:
+        message = json.loads(body)
+        token = message["params"]["_meta"]["progressToken"]
+    except (ValueError, TypeError, KeyError):
+        return False  # the SDK answers whatever is wrong with it
+    return isinstance(token, (str, int)) and not isinstance(token, bool)
+
+
 async def body_within_deadline(receive):
     """The request body read within MCP_BODY_TIMEOUT_SECONDS, handed on as `receive`
-    would; None if it did not come in time. uvicorn waits for a body forever, so a client
-    that sends it a byte at a time (or never) would hold a connection and its memory for
-    as long as it likes. About MCP_MAX_REQUEST_BYTES at most is read here: the SDK
-    refuses a larger body itself, after the key check (reading stops at the first
-    message past that size; the SDK reads any rest itself)."""
+    would, and the bytes read; (None, b"") if it did not come in time. uvicorn waits for
+    a body forever, so a client that sends it a byte at a time (or never) would hold a
+    connection and its memory for as long as it likes. About MCP_MAX_REQUEST_BYTES at
+    most is read here: the SDK refuses a larger body itself, after the key check (reading
+    stops at the first message past that size; the SDK reads any rest itself)."""
     messages = []
     size = 0
     try:
@@ -92,13 +122,13 @@ async def body_within_deadline(receive):
                 if size > settings.MCP_MAX_REQUEST_BYTES:
                     break
     except TimeoutError:
-        return None
+        return None, b""
     buffered = iter(messages)
 
     async def replay():
         return next(buffered, None) or await receive()
 
-    return replay
+    return replay, b"".join(m.get("body", b"") for m in messages)
 
 
 TOO_MANY_FAILURES = (
@@ -131,7 +161,7 @@ QUERY_REFUSED = (
 
 METHOD_REFUSED = (
     b'{"error": "method_not_allowed", "error_description": "This MCP endpoint answers '
-    b'POST requests with JSON; it offers no event stream."}'
+    b'POST requests; it offers no standalone event stream."}'
 )
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
@@ -67,7 +68,33 @@ def build_app(server: MCPServer):
         max_request_body_size=settings.MCP_MAX_REQUEST_BYTES,
     )
     app.add_exception_handler(Exception, http.server_error)
+    StreamingWhenAsked.adopt(server.session_manager)
     return app
+
+
+class StreamingWhenAsked(StreamableHTTPSessionManager):
+    """The SDK's session manager, answering each POST with one JSON body (the cheaper
+    answer) unless the request asks for progress and takes an event stream
+    (http.asks_for_progress): then with a stream, which carries the progress
+    notifications before the answer.
+
+    The SDK takes `json_response` once for its app, and reads it per request when it makes
+    the request's transport; its app and lifespan are built around the manager it makes,
+    so that manager is adopted as this class rather than replaced."""
+
+    @classmethod
+    def adopt(cls, manager: StreamableHTTPSessionManager) -> None:
+        assert type(manager) is StreamableHTTPSessionManager and manager.stateless
+        manager.__class__ = cls
+
+    @property
+    def json_response(self) -> bool:
+        return not http.progress_asked.get()
+
+    @json_response.setter
+    def json_response(self, _value: bool) -> None:
+        # Set by the SDK's __init__; the answer is chosen per request instead.
+        pass
 
 
 class GatewayServer(MCPServer):

@@ -1,14 +1,12 @@
 """Bulk writes over MCP: a preview per item that writes nothing, then the confirmed call
 writes each item, paced, with one result per item; failed items don't stop the rest."""
 
+import json
+
 import pytest
 from asgiref.sync import async_to_sync
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.transport_security import TransportSecuritySettings
 
 from mcp_gateway.models import ToolCall
-from mcp_gateway.server import build_server
 from mcp_gateway.tools import bulk
 from tests.mcp_gateway.conftest import MCP_URL, http_client, tool_text
 from tests.mcp_gateway.test_tools_confirm import fingerprint, ok, sessions  # noqa: F401
@@ -298,10 +296,9 @@ def test_a_bulk_add_fingerprint_works_once(sessions, key, fake_attio, acme):  # 
     assert fake_attio.count("entries.create") == 1
 
 
-def test_progress_is_reported_when_the_transport_can_carry_it(sessions, key, fake_attio):  # noqa: F811
-    """The gateway answers each POST with one JSON body (stateless, json_response=True),
-    which has no room for notifications: the progress a bulk call reports is dropped,
-    and the call itself is unaffected."""
+def test_progress_reaches_the_client_when_it_sends_a_progress_token(sessions, key, fake_attio):  # noqa: F811
+    """A call with a progress token is answered with an event stream (http.py), which
+    carries the bulk write's progress before its result."""
     records = [{"domains": f"c{n}.com", "name": f"C{n}"} for n in range(3)]
     arguments = {"object": "companies", "matching_attribute": "domains", "records": records}
     progress = []
@@ -315,39 +312,70 @@ def test_progress_is_reported_when_the_transport_can_carry_it(sessions, key, fak
         return await client.call_tool("bulk_upsert_records", confirmed, progress_callback=note)
 
     assert ok(sessions(body, key))["written"] == 3
-    assert progress == []
+    assert progress == [(1, 3), (2, 3), (3, 3)]
 
 
-def test_progress_reaches_a_client_over_an_event_stream(key, gateway, fake_attio):
-    """What the same tool reports on a transport that can carry notifications (the SDK's
-    stateless mode with SSE answers), which /mcp does not serve."""
-    server = build_server()
-    app = server.streamable_http_app(
-        streamable_http_path="/mcp",
-        stateless_http=True,
-        json_response=False,
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
-    )
-    records = [{"domains": f"c{n}.com", "name": f"C{n}"} for n in range(3)]
-    arguments = {"object": "companies", "matching_attribute": "domains", "records": records}
-    progress = []
-
-    async def note(value, total, message):
-        progress.append((value, total))
+def post_whoami(gateway, key: str, *, accept: str, meta: dict | None = None):
+    """One raw tools/call POST to /mcp (stateless: no initialize needed)."""
+    server, app = gateway
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
+    message["params"] = {"name": "whoami", "arguments": {}}
+    if meta is not None:
+        message["params"]["_meta"] = meta
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Accept": accept,
+        "MCP-Protocol-Version": "2025-06-18",
+    }
 
     async def go():
-        headers = {"Authorization": f"Bearer {key}"}
         async with server.session_manager.run(), http_client(app, headers) as http:
-            transport = streamable_http_client(MCP_URL, http_client=http)
-            async with Client(transport, mode="legacy") as client:
-                preview = await client.call_tool("bulk_upsert_records", arguments)
-                confirmed = {**arguments, "confirm": fingerprint(preview)}
-                return await client.call_tool(
-                    "bulk_upsert_records", confirmed, progress_callback=note
-                )
+            return await http.post(MCP_URL, json=message)
 
-    assert ok(async_to_sync(go)())["written"] == 3
-    assert progress == [(1, 3), (2, 3), (3, 3)]
+    return async_to_sync(go)()
+
+
+BOTH = "application/json, text/event-stream"
+
+
+@pytest.mark.parametrize(
+    "accept, meta",
+    [(BOTH, None), (BOTH, {"other": "x"}), ("application/json", {"progressToken": "p1"})],
+)
+def test_other_calls_are_answered_with_one_json_body(gateway, key, fake_attio, accept, meta):
+    """No token, or a client that takes JSON only: one JSON body."""
+    response = post_whoami(gateway, key, accept=accept, meta=meta)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["id"] == 7
+    assert response.json()["result"]["structuredContent"]["portal_user"]
+
+
+@pytest.mark.parametrize("token", [None, 1.5, {"a": 1}])
+def test_a_progress_token_of_no_valid_type_is_the_sdks_error_in_json(
+    gateway, key, fake_attio, token
+):
+    response = post_whoami(gateway, key, accept=BOTH, meta={"progressToken": token})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["error"]["code"] == -32602
+
+
+@pytest.mark.parametrize("token", ["p1", 42])
+def test_a_progress_token_gets_an_event_stream(gateway, key, fake_attio, token):
+    response = post_whoami(gateway, key, accept=BOTH, meta={"progressToken": token})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [
+        json.loads(line.removeprefix("data: "))
+        for line in response.text.splitlines()
+        if line.startswith("data: ")
+    ]
+    assert [e.get("id") for e in events] == [7]
+    assert events[0]["result"]["structuredContent"]["portal_user"]
 
 
 def test_a_connection_to_reconnect_fails_the_whole_preview(
