@@ -56,7 +56,13 @@ def caller(profile: str, *, read_only: bool):
 
     user = get_user_model()(username="bench")
     key = ApiKey(owner=user, name="bench", read_only=read_only, tool_profile=profile)
-    return Caller(user=user, connection=Connection(owner=user), read_only=read_only, key=key)
+    return Caller(
+        user=user,
+        connection=Connection(owner=user),
+        read_only=read_only,
+        tool_access=None,
+        key=key,
+    )
 
 
 async def list_tools(server, who) -> bytes:

@@ -240,7 +240,9 @@ class ToolPolicyAdmin(admin.ModelAdmin):
 
     @admin.display(description="tools named")
     def tool_count(self, obj: ToolPolicy) -> int:
-        return len(obj.tools)
+        # What the form saves is a list; a row written otherwise (a shell, a fixture)
+        # counts as naming none, as the gateway reads it (ToolAccess.of).
+        return len(obj.tools) if isinstance(obj.tools, list) else 0
 
     @admin.display(description="groups")
     def group_names(self, obj: ToolPolicy) -> str:

@@ -297,13 +297,14 @@ class Caller:
     user: AbstractBaseUser
     connection: Connection
     read_only: bool
+    # No default: a Caller made without it would be limited by no policy.
+    tool_access: ToolAccess | None
     key: ApiKey | None = None
     app: ConnectedApp | None = None
-    tool_access: ToolAccess | None = None
     outcome: Outcome = field(default_factory=Outcome, compare=False)
 
     # Both take the owner's `tool_access` as the credential check read it with the key or
-    # token (no default: a Caller is never made without it).
+    # token.
     @classmethod
     def of(cls, key: ApiKey) -> "Caller":
         return cls(

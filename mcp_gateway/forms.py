@@ -91,7 +91,7 @@ def tool_choices() -> list:
     from . import tools
 
     def choice(name: str) -> tuple[str, str]:
-        summary = (tools.REGISTRY[name].fn.__doc__ or "").strip().splitlines()[0]
+        summary = next(iter((tools.REGISTRY[name].fn.__doc__ or "").strip().splitlines()), "")
         return name, f"{name}: {summary}"
 
     reads = [choice(name) for name in tools.REGISTRY if tools.is_read_only(name)]

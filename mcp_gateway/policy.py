@@ -42,12 +42,14 @@ async def middleware(ctx, call_next):
     name = storable(str((ctx.params or {}).get("name", "")), 64)
     started = time.monotonic()
     error_code = ""
-    if tools.exists(name) and not tools.in_profile(name, caller.tool_profile):
-        error_code = "not_in_profile"
-        result = error_result(profile_refusal(caller, name))
-    elif tools.exists(name) and not in_tool_policy(caller, name):
+    # The policies first: the other refusals suggest ways to the tool (a key with the
+    # full profile, read and write access) that a policy would close.
+    if tools.exists(name) and not in_tool_policy(caller, name):
         error_code = "not_in_policy"
         result = error_result(tool_policy_refusal(caller, name))
+    elif tools.exists(name) and not tools.in_profile(name, caller.tool_profile):
+        error_code = "not_in_profile"
+        result = error_result(profile_refusal(caller, name))
     elif caller.read_only and tools.exists(name) and not open_to_read_only(name):
         error_code = "read_only_key" if caller.key is not None else "insufficient_scope"
         result = error_result(read_only_refusal(caller, name))
@@ -115,6 +117,17 @@ def policy_allows_api_writes(caller: auth.Caller) -> bool:
     return access is None or "attio_request" in access.tools
 
 
+def policy_allows_writes(caller: auth.Caller) -> bool:
+    """Whether the owner's tool policies allow any tool that writes."""
+    access = caller.tool_access
+    writes = (name for name in access.tools if tools.exists(name)) if access else ()
+    return (
+        access is None
+        or any(not open_to_read_only(name) for name in writes)
+        or (policy_allows_api_writes(caller))
+    )
+
+
 def tool_policy_refusal(caller: auth.Caller, name: str) -> str:
     """The words for a tool the owner's tool policies leave out, naming them."""
     return f"`{name}` is left out by {policies_named(caller)}. {ASK_AN_ADMIN}"
@@ -138,18 +151,29 @@ def open_to_read_only(name: str | None) -> bool:
 
 
 def profile_refusal(caller: auth.Caller, name: str) -> str:
-    """The words for a tool outside the caller's tool profile (compact)."""
-    instead = "`attio_request` reaches the same Attio operation (`find_attio_operation` finds it)"
+    """The words for a tool outside the caller's tool profile (compact), which the
+    owner's policies allow (checked first)."""
     if caller.key is not None:
-        return (
-            f"This API key has the compact tool profile, which leaves out `{name}`. "
-            f"{instead}, or create a key with the full profile at "
-            f"{settings.PORTAL_BASE_URL}/ to call it."
+        left_out = f"This API key has the compact tool profile, which leaves out `{name}`."
+        full = f"create a key with the full profile at {settings.PORTAL_BASE_URL}/ to call it."
+    else:
+        left_out = (
+            f"This app was connected with the compact tool profile, which leaves out `{name}`."
         )
-    return (
-        f"This app was connected with the compact tool profile, which leaves out `{name}`. "
-        f"{instead}, or connect the app again and choose the full profile to call it."
-    )
+        full = "connect the app again and choose the full profile to call it."
+    if attio_request_could_serve(caller, name):
+        return (
+            f"{left_out} `attio_request` reaches the same Attio operation "
+            f"(`find_attio_operation` finds it), or {full}"
+        )
+    return f"{left_out} {full[0].upper()}{full[1:]}"
+
+
+def attio_request_could_serve(caller: auth.Caller, name: str) -> bool:
+    """Whether `attio_request` could do, for the caller, what tool `name` does."""
+    if not in_tool_policy(caller, "attio_request"):
+        return False
+    return tools.is_read_only(name) or (not caller.read_only and policy_allows_api_writes(caller))
 
 
 def read_only_refusal(caller: auth.Caller, name: str) -> str:

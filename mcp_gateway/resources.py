@@ -67,6 +67,31 @@ def register(server: MCPServer) -> None:
 
 # --- Resources ------------------------------------------------------------------------------
 
+# The tool each resource is read through: where the owner's tool policies leave it out,
+# the resource is neither listed nor read.
+RESOURCE_TOOLS = {
+    "attio://objects": "list_objects",
+    "attio://lists": "list_lists",
+    "attio://objects/{object}/attributes": "list_attributes",
+    "attio://lists/{list}/attributes": "list_attributes",
+}
+LISTINGS = {"resources/list": ("resources", "uri")}
+LISTINGS["resources/templates/list"] = ("resourceTemplates", "uriTemplate")
+
+
+async def middleware(ctx, call_next):
+    """The resource listings, without the resources the caller's policies leave out."""
+    result = await call_next(ctx)
+    if ctx.method in LISTINGS:
+        caller = auth.current_caller()
+        key, uri = LISTINGS[ctx.method]
+        result[key] = [
+            r
+            for r in result.get(key, [])
+            if policy.in_tool_policy(caller, RESOURCE_TOOLS.get(r.get(uri)))
+        ]
+    return result
+
 
 async def read_objects() -> str:
     return await read(schema.list_objects)
@@ -131,13 +156,19 @@ PROMPT_TITLES = {
 
 
 def with_profile(text: str) -> str:
-    """The prompt, and what the caller's access changes: a read-only key or app may only
-    propose writes; a compact one reaches the tools it names through `attio_request`."""
+    """The prompt, and what the caller's access changes: a read-only key or app, or one
+    whose owner's tool policies allow no writes, may only propose writes; a compact one
+    reaches the tools it names through `attio_request`."""
     caller = auth.current_caller()
     if caller.read_only:
         text += (
             " This access is read-only: where this asks to create or change something, "
             "write out what you would create instead, for me to add."
+        )
+    elif not policy.policy_allows_writes(caller):
+        text += (
+            " My tool policy allows no writes: where this asks to create or change "
+            "something, write out what you would create instead, for me to add."
         )
     if caller.tool_profile == "compact":
         text += (

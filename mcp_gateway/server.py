@@ -41,7 +41,7 @@ def build_server() -> MCPServer:
             service_documentation_url=f"{settings.PORTAL_BASE_URL}/",
         ),
         log_level="WARNING",
-        middleware=[policy.middleware],
+        middleware=[policy.middleware, resources.middleware],
         lifespan=lifespan(key_checks),
     )
     tools.register(server)

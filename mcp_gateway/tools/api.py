@@ -54,15 +54,19 @@ def refusal(caller: Caller, operation: Operation) -> ToolFailure | None:
             "reconnect at the portal.",
             "missing_scope",
         )
-    if caller.read_only and not operation.is_read:
-        code = READ_ONLY_CODES[0] if caller.key is not None else READ_ONLY_CODES[1]
-        return ToolFailure(f"{operation.name} writes, and this access is read-only.", code)
+    # The policies before the read-only check: asking the user for write access (a
+    # read-only grant's 403) is no use where a policy would refuse the write anyway.
+    if not policy.in_tool_policy(caller, "attio_request"):
+        return ToolFailure(policy.tool_policy_refusal(caller, "attio_request"), "not_in_policy")
     if not operation.is_read and not policy.policy_allows_api_writes(caller):
         return ToolFailure(
             f"{operation.name} writes, and under {policy.policies_named(caller)} "
             f"`attio_request` may only read. {policy.ASK_AN_ADMIN}",
             "not_in_policy",
         )
+    if caller.read_only and not operation.is_read:
+        code = READ_ONLY_CODES[0] if caller.key is not None else READ_ONLY_CODES[1]
+        return ToolFailure(f"{operation.name} writes, and this access is read-only.", code)
     return None
 
 

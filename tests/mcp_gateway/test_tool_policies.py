@@ -1,19 +1,24 @@
 """Tool policies: an admin's tool sets for groups and users limit what their keys and
 connected apps are shown and may call, on top of scope and profile, from the next request."""
 
+import uuid
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth.models import Group
 from django.db import connection
 from django.urls import reverse
+from oauth2_provider.models import Application
 
 from mcp_gateway import auth, tools
-from mcp_gateway.models import ToolAccess, ToolCall, ToolPolicy, ToolProfile
+from mcp_gateway.models import ConnectedApp, ToolAccess, ToolCall, ToolPolicy, ToolProfile
 from mcp_gateway.postgres_checks import PostgresCredentialChecks
 from tests.mcp_gateway.conftest import ok, tool_text
 
+from .test_credential_checks import issue_token
 from .test_oauth_portal import call_mcp, connect_app
 from .test_tool_profiles import listed_names
+from .test_tools_confirm import fingerprint
 
 READS = {name for name in tools.REGISTRY if tools.is_read_only(name)}
 NO_SUCH_RECORD = "00000000-0000-4000-8000-000000000000"
@@ -294,11 +299,26 @@ def test_a_resource_read_follows_the_policy_of_the_tool_behind_it_and_is_audited
 # --- Both credential checks read the policies -----------------------------------------------
 
 
+@pytest.fixture
+def alice_token(alice, alice_connection):
+    """A read-write OAuth access token of an app Alice connected."""
+    client = Application.objects.create(
+        name="Claude", client_type="public", authorization_grant_type="authorization-code",
+        redirect_uris="https://claude.ai/api/mcp/auth_callback",
+    )  # fmt: skip
+    app = ConnectedApp.objects.create(
+        user=alice, client=client, connection=alice_connection, token_family=uuid.uuid4(),
+        code_checksum=uuid.uuid4().hex, read_only=False,
+    )  # fmt: skip
+    return issue_token(app, client, alice, scope="attio.read attio.write")
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # the pool sees committed rows only
+@pytest.mark.parametrize("credential", ["api key", "oauth token"])
 @pytest.mark.parametrize("implementation", ["orm", "postgres pool"])
 def test_both_credential_checks_read_the_owner_s_policies_afresh(
-    implementation, alice, alice_key, make_user
+    implementation, credential, alice, alice_key, alice_token, make_user
 ):
     checks = (
         auth.CredentialChecks() if implementation == "orm" else PostgresCredentialChecks(connection)
@@ -306,7 +326,10 @@ def test_both_credential_checks_read_the_owner_s_policies_afresh(
 
     async def check():
         async with checks.running():
-            return (await checks.check(alice_key[1])).owner.tool_access
+            if credential == "api key":
+                return (await checks.check(alice_key[1])).owner.tool_access
+            caller, _ = await checks.check_oauth_token(alice_token)
+            return caller.tool_access
 
     assert async_to_sync(check)() is None
     direct = ToolPolicy.objects.create(name="Direct", tools=["whoami"])
@@ -315,6 +338,11 @@ def test_both_credential_checks_read_the_owner_s_policies_afresh(
     group = Group.objects.create(name="Team")
     via_group.groups.add(group)
     alice.groups.add(group)
+    # The same policy through the user and two groups counts once.
+    second_group = Group.objects.create(name="Team too")
+    via_group.groups.add(second_group)
+    via_group.users.add(alice)
+    alice.groups.add(second_group)
     # Someone else's policy, through another group, is not Alice's.
     other = ToolPolicy.objects.create(name="Other", tools=["delete_record"])
     other_group = Group.objects.create(name="Others")
@@ -324,9 +352,19 @@ def test_both_credential_checks_read_the_owner_s_policies_afresh(
     assert async_to_sync(check)() == ToolAccess(
         policies=("By group", "Direct"), all_read_tools=True, tools=frozenset({"whoami", "x"})
     )
-    alice.groups.remove(group)
+    via_group.users.remove(alice)
+    group.delete()
+    assert async_to_sync(check)() == ToolAccess(
+        policies=("By group", "Direct"), all_read_tools=True, tools=frozenset({"whoami", "x"})
+    )
+    alice.groups.remove(second_group)
     assert async_to_sync(check)() == ToolAccess(
         policies=("Direct",), all_read_tools=False, tools=frozenset({"whoami"})
+    )
+    # A policy that allows nothing still limits: to nothing.
+    ToolPolicy.objects.filter(pk=direct.pk).update(tools=[])
+    assert async_to_sync(check)() == ToolAccess(
+        policies=("Direct",), all_read_tools=False, tools=frozenset()
     )
 
 
@@ -338,6 +376,167 @@ def test_tool_access_names_its_policies():
     assert one.named == '"Sales"'
     assert three.named == '"A", "B" and "C"'
     assert three.tools == {"a", "b"}  # what is not a tool name is ignored
+
+
+# --- Refusals that the policy decides --------------------------------------------------------
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_an_empty_policy_leaves_no_tool(mcp, alice, alice_key, fake_attio):
+    policy = ToolPolicy.objects.create(name="Nothing yet")
+    policy.users.add(alice)
+
+    async def whoami(client):
+        return await client.call_tool("whoami", {})
+
+    listed, refused = all_in_one_session(mcp, alice_key[1], names, whoami)
+
+    assert listed == set()
+    assert refused.is_error and '"Nothing yet"' in tool_text(refused)
+    assert not [c for c in fake_attio.calls if c.path.startswith("/v2/")]
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_compact_key_is_told_of_the_policy_not_of_a_full_key(
+    run_tools, alice, alice_connection, make_key, fake_attio
+):
+    """The policy is checked before the profile: a full key would not help."""
+    policy = ToolPolicy.objects.create(name="Readers", all_read_tools=True)
+    policy.users.add(alice)
+    _, compact = make_key(alice_connection, tool_profile=ToolProfile.COMPACT)
+
+    (refused,) = run_tools(compact, ("create_note", {}))
+
+    text = tool_text(refused)
+    assert '"Readers"' in text and "full profile" not in text
+    assert ToolCall.objects.get().error_code == "not_in_policy"
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_compact_key_is_not_sent_to_attio_request_where_the_policy_leaves_it_out(
+    run_tools, alice, alice_connection, make_key
+):
+    policy = ToolPolicy.objects.create(name="Notes", tools=["whoami", "create_note"])
+    policy.users.add(alice)
+    _, compact = make_key(alice_connection, tool_profile=ToolProfile.COMPACT)
+
+    (refused,) = run_tools(compact, ("create_note", {}))
+
+    text = tool_text(refused)
+    assert "compact tool profile" in text and "Create a key with the full profile" in text
+    assert "attio_request" not in text
+    assert ToolCall.objects.get().error_code == "not_in_profile"
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_find_attio_operation_offers_nothing_without_attio_request(
+    run_tools, alice, alice_key, fake_attio
+):
+    policy = ToolPolicy.objects.create(name="Finders", tools=["find_attio_operation"])
+    policy.users.add(alice)
+
+    searched, described = run_tools(
+        alice_key[1],
+        ("find_attio_operation", {"query": "list objects"}),
+        ("find_attio_operation", {"operation": "GET /v2/objects"}),
+    )
+
+    assert ok(searched)["matches"] == []
+    assert described.is_error
+    text = tool_text(described)
+    assert "`attio_request` is left out by" in text and '"Finders"' in text
+
+
+def test_a_read_only_app_is_not_asked_to_step_up_for_a_write_the_policy_refuses(
+    portal, alice, alice_connection, sales, fake_attio
+):
+    """A 403 insufficient_scope would send the user to grant writes that the policy
+    refuses anyway: the policy's refusal comes first, as a tool error."""
+    approval = connect_app(portal, "alice", access="read_only")
+
+    answer = call_mcp(
+        portal,
+        approval.access_token,
+        "tools/call",
+        {
+            "name": "attio_request",
+            "arguments": {"method": "POST", "path": "/v2/notes", "body": {"data": {}}},
+        },
+    )
+
+    assert answer.status_code == 200
+    result = answer.json()["result"]
+    assert result["isError"] and 'tool policy "Sales"' in result["content"][0]["text"]
+    assert not any(c.method == "POST" for c in fake_attio.calls)
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_confirm_after_the_policy_dropped_the_tool_is_refused(mcp, alice, alice_key, fake_attio):
+    policy = ToolPolicy.objects.create(name="Bulk", tools=["bulk_upsert_records"])
+    policy.users.add(alice)
+    arguments = {
+        "object": "companies",
+        "matching_attribute": "domains",
+        "records": [{"domains": "new.com", "name": "New"}],
+    }
+
+    async def body(client):
+        preview = await client.call_tool("bulk_upsert_records", arguments)
+        await sync_to_async(ToolPolicy.objects.filter(pk=policy.pk).update)(tools=["whoami"])
+        confirmed = {**arguments, "confirm": fingerprint(preview)}
+        return await client.call_tool("bulk_upsert_records", confirmed)
+
+    refused = mcp(alice_key[1], body)
+
+    assert refused.is_error and '"Bulk"' in tool_text(refused)
+    assert not [c for c in fake_attio.calls if c.method == "PUT" or c.path.endswith("/records")]
+
+
+# --- Resources and prompts under a policy ----------------------------------------------------
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_resources_are_listed_only_where_their_tool_is_allowed(mcp, alice, alice_key):
+    async def listed(client):
+        resources = await client.list_resources()
+        templates = await client.list_resource_templates()
+        return (
+            {str(r.uri) for r in resources.resources},
+            {t.uri_template for t in templates.resource_templates},
+        )
+
+    async def limit(client):
+        policy = await ToolPolicy.objects.acreate(name="Objects only", tools=["list_objects"])
+        await policy.users.aadd(alice)
+
+    before, _, after = all_in_one_session(mcp, alice_key[1], listed, limit, listed)
+
+    assert before == (
+        {"attio://objects", "attio://lists"},
+        {"attio://objects/{object}/attributes", "attio://lists/{list}/attributes"},
+    )
+    assert after == ({"attio://objects"}, set())
+
+
+@pytest.mark.usefixtures("attio_calls_follow_spec")
+def test_a_prompt_proposes_the_writes_a_policy_refuses(mcp, alice, alice_key):
+    async def prompt(client):
+        answer = await client.get_prompt("log_call", {"contact": "Ada", "notes": "Pricing"})
+        return answer.messages[0].content.text
+
+    async def readers_only(client):
+        policy = await ToolPolicy.objects.acreate(name="Readers", all_read_tools=True)
+        await policy.users.aadd(alice)
+
+    async def and_notes(client):
+        await ToolPolicy.objects.filter(name="Readers").aupdate(tools=["create_note"])
+
+    steps = (prompt, readers_only, prompt, and_notes, prompt)
+    free, _, readers, _, notes = all_in_one_session(mcp, alice_key[1], *steps)
+
+    assert "allows no writes" not in free
+    assert "allows no writes" in readers
+    assert "allows no writes" not in notes
 
 
 # --- The admin and the dashboard ------------------------------------------------------------
@@ -398,3 +597,25 @@ def test_the_dashboard_says_nothing_of_policies_without_one(client, alice, alice
     client.force_login(alice)
 
     assert 'id="tool-policy"' not in client.get(reverse("dashboard")).content.decode()
+
+
+def test_the_admin_pages_bear_a_policy_written_outside_the_form(client, staff):
+    """A row from a shell or a fixture, with `tools` not a list: pages, not a 500."""
+    policy = ToolPolicy.objects.create(name="Odd", tools=5)
+    client.force_login(staff)
+
+    listing = client.get(POLICIES)
+    change = client.get(f"{POLICIES}{policy.pk}/change/")
+
+    assert listing.status_code == 200 and "Odd" in listing.content.decode()
+    assert change.status_code == 200
+
+
+def test_the_dashboard_says_when_a_policy_allows_no_tool(client, alice, alice_connection):
+    policy = ToolPolicy.objects.create(name="Nothing yet")
+    policy.users.add(alice)
+    client.force_login(alice)
+
+    page = client.get(reverse("dashboard")).content.decode()
+
+    assert 'id="tool-policy"' in page and "no tools." in page
