@@ -24,6 +24,8 @@ pytestmark = pytest.mark.usefixtures("attio_calls_follow_spec")
 # - remote-ref (warning): a `$ref` outside the document (unless the schema declares `$id`s);
 # - untyped-schema (warning): a schema with no validation keyword at all (except under `not`).
 # With --strict an error exits 6. Ours must have no finding of either severity.
+# test_inspector_strict.py runs the Inspector itself over HTTP; this checks the same rules
+# on every definition without Node.js, and names the schema path of a finding.
 
 BOOLEAN_VALUED = {
     "additionalProperties",
