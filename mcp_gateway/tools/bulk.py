@@ -2,12 +2,13 @@
 
 Each previews first (tools/_confirm.py): per item, whether it would create or update
 which record (or add which record), and what it can't do; confirmed, it writes the items
-one by one at most WRITES_PER_SECOND, and answers with one result per item. An item that
-fails does not stop the others or fail the call.
+one by one, at most WRITES_PER_SECOND in a workspace (`pacer`), and answers with one
+result per item. An item that fails does not stop the others or fail the call.
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -26,8 +27,9 @@ from ._results import display_name, id_part
 
 # Items per call, at most.
 MAX_ITEMS = 50
-# Attio allows 25 writes a second per workspace, across every app and token; one bulk call
-# keeps to less than half of that, so the user's other tools still get through.
+# Attio allows 25 writes a second per workspace, across every app and token; the bulk calls
+# in one workspace keep to less than half of that (`pacer`), so other tools still get
+# through.
 WRITES_PER_SECOND = 10
 # Reads in flight at once while a preview is made or checked (Attio allows 100 a second).
 READS_AT_ONCE = 4
@@ -96,19 +98,40 @@ async def each_with_a_few_at_once(calls: Iterable[Callable[[], Awaitable[Planned
         raise
 
 
-class Pacer:
-    """Lets at most `per_second` writes start a second."""
+class WorkspacePacer:
+    """Lets at most `per_second` bulk writes start a second in each workspace, across all
+    the bulk calls this worker process serves: two bulk calls in one workspace (two users,
+    or one user's two clients) share its pace rather than each taking it whole.
+
+    Each write books its workspace's next free slot before it waits for it, so calls that
+    wait at once still get slots one interval apart. Workspaces whose last slot is past
+    are forgotten once more than MAX_WORKSPACES are held.
+    """
+
+    MAX_WORKSPACES = 10_000
 
     def __init__(self, per_second: float) -> None:
         self.interval = 1 / per_second
-        self.next_at: float | None = None
+        self.next_free: dict[str, float] = {}
 
-    async def wait(self) -> None:
-        now = asyncio.get_running_loop().time()
-        if self.next_at is not None and self.next_at > now:
-            await asyncio.sleep(self.next_at - now)
-            now = self.next_at
-        self.next_at = now + self.interval
+    def book(self, workspace_id: str) -> float:
+        """The time (time.monotonic) of the workspace's next free slot, now taken."""
+        now = time.monotonic()
+        slot = max(now, self.next_free.get(workspace_id, now))
+        self.next_free[workspace_id] = slot + self.interval
+        if len(self.next_free) > self.MAX_WORKSPACES:
+            self.next_free = {ws: t for ws, t in self.next_free.items() if t > now}
+        return slot
+
+    async def wait(self, workspace_id: str) -> None:
+        delay = self.book(workspace_id) - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+# Every bulk call of this process. (Each worker process paces on its own: with N workers
+# a workspace's bulk calls may reach N times the pace, 20 writes a second with two.)
+pacer = WorkspacePacer(WRITES_PER_SECOND)
 
 
 async def write_all(
@@ -119,13 +142,12 @@ async def write_all(
 ) -> BulkResult:
     """Write the planned items that can be, paced, reporting progress if the client asked;
     `write` returns the id written or raises ToolFailure. Notes the ids in the audit row."""
-    pacer = Pacer(WRITES_PER_SECOND)
     results = []
     for number, item in enumerate(planned, start=1):
         result = item.shown()
         result.ok = False
         if item.error is None:
-            await pacer.wait()
+            await pacer.wait(caller.connection.workspace_id)
             try:
                 result.id = await write(item)
             except ToolFailure as failure:

@@ -1,6 +1,7 @@
 """Bulk writes over MCP: a preview per item that writes nothing, then the confirmed call
 writes each item, paced, with one result per item; failed items don't stop the rest."""
 
+import asyncio
 import json
 
 import pytest
@@ -179,6 +180,63 @@ def test_bulk_writes_are_paced(sessions, key, fake_attio):  # noqa: F811
     # first write reaching the fake late could shorten it, by far less than the slack.
     times = [c.time for c in fake_attio.calls_to("records.assert")]
     assert times[-1] - times[0] >= 5 / bulk.WRITES_PER_SECOND - 0.05
+
+
+def test_bulk_calls_in_one_workspace_share_its_pace(
+    sessions,  # noqa: F811
+    key,
+    alice_connection,
+    make_key,
+    fake_attio,
+):
+    """Two clients' bulk calls at once in one workspace: 8 writes take the time of 8 at
+    WRITES_PER_SECOND, not of 4 (each call pacing itself alone)."""
+    _, second_key = make_key(alice_connection, name="second client")
+
+    def arguments(prefix):
+        records = [{"domains": f"{prefix}{n}.com", "name": f"{prefix}{n}"} for n in range(4)]
+        return {"object": "companies", "matching_attribute": "domains", "records": records}
+
+    async def body(first, second):
+        calls = [(first, arguments("a")), (second, arguments("b"))]
+        previews = [await client.call_tool("bulk_upsert_records", a) for client, a in calls]
+        confirmed = [
+            client.call_tool("bulk_upsert_records", {**a, "confirm": fingerprint(preview)})
+            for (client, a), preview in zip(calls, previews, strict=True)
+        ]
+        return await asyncio.gather(*confirmed)
+
+    answers = sessions(body, key, second_key)
+
+    assert [ok(a)["written"] for a in answers] == [4, 4]
+    times = sorted(c.time for c in fake_attio.calls_to("records.assert"))
+    assert len(times) == 8
+    # A floor, as in test_bulk_writes_are_paced: each call alone would take ~0.3 s.
+    assert times[-1] - times[0] >= 7 / bulk.WRITES_PER_SECOND - 0.05
+
+
+def test_the_pacer_books_slots_per_workspace(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(bulk.time, "monotonic", lambda: clock[0])
+    pacer = bulk.WorkspacePacer(per_second=10)
+
+    assert [pacer.book("acme") for _ in range(3)] == pytest.approx([100.0, 100.1, 100.2])
+    assert pacer.book("initech") == 100.0  # another workspace waits for none of them
+    clock[0] = 101.0
+    assert pacer.book("acme") == 101.0  # slots past are not owed
+
+
+def test_the_pacer_forgets_idle_workspaces_past_its_bound(monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(bulk.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(bulk.WorkspacePacer, "MAX_WORKSPACES", 3)
+    pacer = bulk.WorkspacePacer(per_second=10)
+    for workspace in ("a", "b", "c"):
+        pacer.book(workspace)
+    clock[0] = 5.0
+    pacer.book("d")  # the fourth: "a" to "c" are idle and forgotten
+
+    assert set(pacer.next_free) == {"d"}
 
 
 def test_bulk_upsert_is_not_written_when_a_record_changed_since(sessions, key, fake_attio, acme):  # noqa: F811
