@@ -204,7 +204,8 @@ def watch_unauthorized(send, on_failure, refusal: auth.Refusal):
     """Wrap `send` to call `on_failure` when the answer is a 401, and to say in it what
     the SDK can't: the scope to ask for, and why a real key was refused (`refusal`).
     A tool call refused for want of scope (`refusal.insufficient_scope`, set by the
-    policy) is answered 403 instead, so an OAuth client can ask for more."""
+    policy) is answered 403 instead, so an OAuth client can ask for more, unless it is
+    answered with an event stream."""
     start = None
     body = b""
 
@@ -215,7 +216,13 @@ def watch_unauthorized(send, on_failure, refusal: auth.Refusal):
                 on_failure()
                 start = message  # held back until the body is known: its length changes
                 return
-            if message["status"] == 200 and refusal.insufficient_scope is not None:
+            # An event stream's answer is the tool's error alone: its 200 may be on the
+            # wire before the refusal is known (progress_asked).
+            if (
+                message["status"] == 200
+                and refusal.insufficient_scope is not None
+                and not is_event_stream(message)
+            ):
                 start = message
                 return
         if start is not None and message["type"] == "http.response.body":
@@ -232,6 +239,13 @@ def watch_unauthorized(send, on_failure, refusal: auth.Refusal):
         await send(message)
 
     return watching_send
+
+
+def is_event_stream(start: dict) -> bool:
+    return any(
+        name == b"content-type" and value.startswith(b"text/event-stream")
+        for name, value in start["headers"]
+    )
 
 
 def explained(start: dict, body: bytes, description: str | None) -> tuple[dict, bytes]:

@@ -1278,3 +1278,12 @@ def test_a_write_with_a_read_only_grant_is_403_insufficient_scope(
     assert challenge.startswith('Bearer error="insufficient_scope"')
     assert 'scope="attio.read attio.write"' in challenge and "resource_metadata=" in challenge
     assert answer.json()["error"] == "insufficient_scope"
+
+    # Asked with a progress token, the answer is an event stream, whose 200 goes out
+    # before the refusal is known: it carries the tool's error alone.
+    call["params"]["_meta"] = {"progressToken": "p1"}
+    streamed = raw("POST", "/mcp", json=call, headers=headers)
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert '"isError":true' in streamed.text and "read-only access" in streamed.text
+    assert not fake_attio.calls_to("notes.create")
