@@ -573,6 +573,9 @@ LOGGING = {
         # codes, refresh tokens and success URLs (with their code) at DEBUG and INFO.
         "oauthlib": {"level": "WARNING"},
         "oauth2_provider": {"level": "WARNING"},
+        # The MCP SDK's transport says "Terminating session: None" at INFO at the end of
+        # every stateless /mcp request: a line per tool call, and its cost, for nothing.
+        "mcp.server.streamable_http": {"level": "WARNING"},
         # uvicorn's access log, without query strings (the OAuth callback's carries a
         # code). Replaces uvicorn's own handler; records go to the console above.
         "uvicorn.access": {"filters": ["strip_query_strings"], "propagate": True},

@@ -38,6 +38,8 @@ EMIT = textwrap.dedent(
     emit("multiprocessing", logging.ERROR, exited, "ForkPoolWorker-1", 11, "signal 15 (SIGTERM)")
     emit("multiprocessing", logging.ERROR, exited, "ForkPoolWorker-2", 12, "signal 9 (SIGKILL)")
     emit("connections.tasks", logging.INFO, "Sweep: 1 connection due")
+    emit("mcp.server.streamable_http", logging.INFO, "Terminating session: None")
+    emit("mcp.server.streamable_http", logging.WARNING, "Session crashed")
     """
 )
 
@@ -64,8 +66,9 @@ def printed_lines() -> list[str]:
 
 def test_each_record_worth_a_line_is_printed_once_and_routine_ones_not_at_all():
     lines = printed_lines()
-    # A 404 is in uvicorn's access log; axes' success, Celery's routine lines and a pool
-    # process's exit on the SIGTERM that stops the service are noise.
+    # A 404 is in uvicorn's access log; axes' success, Celery's routine lines, a pool
+    # process's exit on the SIGTERM that stops the service and the SDK's line at the end
+    # of every stateless /mcp request are noise.
     expected = [
         "ERROR django.request Internal Server Error: /boom",
         "WARNING axes.handlers.database AXES: New login failure by someone.",
@@ -73,5 +76,6 @@ def test_each_record_worth_a_line_is_printed_once_and_routine_ones_not_at_all():
         "ERROR celery.app.trace Task sweep_batch[2] raised unexpected: boom",
         "ERROR multiprocessing Process 'ForkPoolWorker-2' pid:12 exited with 'signal 9 (SIGKILL)'",
         "INFO connections.tasks Sweep: 1 connection due",
+        "WARNING mcp.server.streamable_http Session crashed",
     ]
     assert [line.split(" ", 2)[2] for line in lines] == expected, "\n".join(lines)
