@@ -102,6 +102,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "as one more server in the rotation, e.g. 8:8",
     )
     p.add_argument(
+        "--gateway-flags",
+        action="append",
+        default=[],
+        metavar="NAME=FLAGS",
+        help="also run the gateway with these uvicorn flags as one more server, e.g. "
+        "'uvloop=--loop uvloop --http h11'",
+    )
+    p.add_argument(
         "--two-workers",
         action="store_true",
         help="also run the gateway with two workers (python -m attio_portal.serve --workers "
@@ -203,6 +211,7 @@ class Server:
     cwd: Path = REPO
     env: dict[str, str] = field(default_factory=dict)  # on top of the common environment
     workers: int = 1
+    flags: list[str] = field(default_factory=list)  # more of uvicorn's options
     proc: subprocess.Popen | None = None
     log: Path | None = None
 
@@ -225,7 +234,7 @@ class Server:
             start = [sys.executable, "-m", "attio_portal.serve"]
         return [*start, self.app, "--host", "127.0.0.1", "--port", str(self.port)] + [
             "--workers", str(self.workers), "--lifespan", "on", "--no-access-log",
-            "--log-level", "warning",
+            "--log-level", "warning", *self.flags,
         ]  # fmt: skip
 
     def start(self, env: dict[str, str], logdir: Path) -> None:
@@ -789,6 +798,11 @@ def main(argv: list[str] | None = None) -> int:
                     {},
                     env={"FLOOR_MAX_CONNECTIONS": most, "FLOOR_MAX_KEEPALIVE": keepalive},
                 )
+            )
+        for variant in args.gateway_flags:
+            name, _, flags = variant.partition("=")
+            servers.append(
+                Server(name, gateway.app, free_port(), gateway.headers, flags=flags.split())
             )
         if args.two_workers:
             servers.append(
