@@ -211,6 +211,7 @@ class Server:
     cwd: Path = REPO
     env: dict[str, str] = field(default_factory=dict)  # on top of the common environment
     workers: int = 1
+    unique_ids: bool = False  # a request id per call (UNIQUE_IDS)
     flags: list[str] = field(default_factory=list)  # more of uvicorn's options
     proc: subprocess.Popen | None = None
     log: Path | None = None
@@ -261,6 +262,7 @@ class Peer(Server):
 
     attio_url: str = ""
     token: str = ""
+    unique_ids: bool = True
 
     def command(self) -> list[str]:
         return peer.command()
@@ -437,8 +439,12 @@ wrk.method = "POST"
 wrk.body = [[%(body)s]]
 %(headers)s
 local threads = {}
-function setup(thread) table.insert(threads, thread) end
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
 function init(args) bad = 0 end
+%(request)s
 function response(status, headers, body)
   if status ~= 200 or not string.find(body, [[%(expect)s]], 1, true)
      or string.find(body, '"isError":true', 1, true) then
@@ -455,6 +461,19 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, b,
     e.connect + e.read + e.write + e.status + e.timeout))
+end
+"""
+
+
+# For a server that keeps one session for all of wrk's connections (the peer): a request
+# id of its own for every call, as a client must send within a session (with one id for
+# all, concurrent calls answer one another's connection and the rest wait for ever).
+UNIQUE_IDS = """
+local sent = 0
+function request()
+  sent = sent + 1
+  local id = '"id":"' .. tid .. '-' .. sent .. '",'
+  return wrk.format(nil, nil, nil, (string.gsub(wrk.body, '"id":2,', id, 1)))
 end
 """
 
@@ -494,7 +513,13 @@ def write_lua(server: Server, record_id: str, directory: Path) -> Path:
     headers = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in server.request_headers().items())
     script = directory / f"{server.name}.lua"
     script.write_text(
-        LUA % {"body": server.request_body(record_id), "headers": headers, "expect": record_id}
+        LUA
+        % {
+            "body": server.request_body(record_id),
+            "headers": headers,
+            "expect": record_id,
+            "request": UNIQUE_IDS if server.unique_ids else "",
+        }
     )
     return script
 
