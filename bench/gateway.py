@@ -676,6 +676,7 @@ def profile(server: Server, script: Path, concurrency: int, seconds: float, out:
     target = out / f"{server.name}-c{concurrency}.txt"
     spy = subprocess.Popen(
         [pyspy, "record", "--pid", str(server.proc.pid), "--format", "raw", "--gil"]
+        + (["--subprocesses"] if server.workers > 1 else [])
         + ["--rate", "250", "--duration", str(int(seconds)), "--output", str(target)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -880,7 +881,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.profile:
             for s in servers:
-                profile(s, scripts[s.name], max(concurrencies), args.duration, Path(args.profile))
+                if not isinstance(s, Peer):  # Node.js: py-spy has nothing to say
+                    c = max(concurrencies)
+                    profile(s, scripts[s.name], c, args.duration, Path(args.profile))
         if args.json:
             Path(args.json).write_text(json.dumps(asdict(results), indent=2))
             print(f"results written to {args.json}")
