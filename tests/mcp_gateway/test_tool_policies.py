@@ -36,6 +36,13 @@ def sales(alice):
     return policy
 
 
+def policy_of(user, **fields) -> ToolPolicy:
+    """A tool policy given to `user` directly."""
+    policy = ToolPolicy.objects.create(**fields)
+    policy.users.add(user)
+    return policy
+
+
 def all_in_one_session(mcp, key, *steps):
     """Run `steps` (each an async function of the client) in one MCP session."""
 
@@ -80,8 +87,7 @@ def test_a_read_only_key_under_a_policy_loses_the_policy_s_writes(
 def test_a_compact_key_under_a_policy_sees_the_compact_tools_it_allows(
     mcp, alice, alice_connection, make_key
 ):
-    policy = ToolPolicy.objects.create(name="Search", tools=["whoami", "search_records"])
-    policy.users.add(alice)
+    policy_of(alice, name="Search", tools=["whoami", "search_records"])
     _, compact = make_key(alice_connection, tool_profile=ToolProfile.COMPACT)
 
     assert listed_names(mcp, compact) == {"whoami", "search_records"}
@@ -130,8 +136,7 @@ def test_whoami_names_the_policies_that_limit_the_caller(run_tools, alice, alice
 
 @pytest.mark.usefixtures("attio_calls_follow_spec")
 def test_a_policy_of_named_tools_only_leaves_out_the_other_reads(mcp, alice, alice_key):
-    policy = ToolPolicy.objects.create(name="Notes only", tools=["whoami", "create_note"])
-    policy.users.add(alice)
+    policy_of(alice, name="Notes only", tools=["whoami", "create_note"])
 
     assert listed_names(mcp, alice_key[1]) == {"whoami", "create_note"}
 
@@ -140,8 +145,7 @@ def test_a_policy_of_named_tools_only_leaves_out_the_other_reads(mcp, alice, ali
 def test_two_policies_allow_what_either_allows_and_a_refusal_names_both(
     mcp, alice, alice_key, sales
 ):
-    support = ToolPolicy.objects.create(name="Support", tools=["create_comment"])
-    support.users.add(alice)
+    policy_of(alice, name="Support", tools=["create_comment"])
 
     async def delete_a_note(client):
         return await client.call_tool("delete_note", {"note_id": NO_SUCH_RECORD})
@@ -188,8 +192,7 @@ def test_under_every_read_tool_attio_request_reads_but_does_not_write(
 
 @pytest.mark.usefixtures("attio_calls_follow_spec")
 def test_attio_request_named_in_a_policy_may_write(call_tool, alice, alice_key, acme, fake_attio):
-    policy = ToolPolicy.objects.create(name="Power users", tools=["attio_request"])
-    policy.users.add(alice)
+    policy_of(alice, name="Power users", tools=["attio_request"])
 
     answer = call_tool(
         alice_key[1],
@@ -274,8 +277,7 @@ def test_a_connected_app_is_limited_by_its_user_s_policy(portal, alice, alice_co
 def test_a_resource_read_follows_the_policy_of_the_tool_behind_it_and_is_audited(
     mcp, alice, alice_key, fake_attio
 ):
-    policy = ToolPolicy.objects.create(name="Objects only", tools=["list_objects"])
-    policy.users.add(alice)
+    policy_of(alice, name="Objects only", tools=["list_objects"])
 
     async def body(client):
         objects = await client.read_resource("attio://objects")
@@ -332,8 +334,7 @@ def test_both_credential_checks_read_the_owner_s_policies_afresh(
             return caller.tool_access
 
     assert async_to_sync(check)() is None
-    direct = ToolPolicy.objects.create(name="Direct", tools=["whoami"])
-    direct.users.add(alice)
+    direct = policy_of(alice, name="Direct", tools=["whoami"])
     via_group = ToolPolicy.objects.create(name="By group", all_read_tools=True, tools=["x"])
     group = Group.objects.create(name="Team")
     via_group.groups.add(group)
@@ -383,8 +384,7 @@ def test_tool_access_names_its_policies():
 
 @pytest.mark.usefixtures("attio_calls_follow_spec")
 def test_an_empty_policy_leaves_no_tool(mcp, alice, alice_key, fake_attio):
-    policy = ToolPolicy.objects.create(name="Nothing yet")
-    policy.users.add(alice)
+    policy_of(alice, name="Nothing yet")
 
     async def whoami(client):
         return await client.call_tool("whoami", {})
@@ -401,8 +401,7 @@ def test_a_compact_key_is_told_of_the_policy_not_of_a_full_key(
     run_tools, alice, alice_connection, make_key, fake_attio
 ):
     """The policy is checked before the profile: a full key would not help."""
-    policy = ToolPolicy.objects.create(name="Readers", all_read_tools=True)
-    policy.users.add(alice)
+    policy_of(alice, name="Readers", all_read_tools=True)
     _, compact = make_key(alice_connection, tool_profile=ToolProfile.COMPACT)
 
     (refused,) = run_tools(compact, ("create_note", {}))
@@ -416,8 +415,7 @@ def test_a_compact_key_is_told_of_the_policy_not_of_a_full_key(
 def test_a_compact_key_is_not_sent_to_attio_request_where_the_policy_leaves_it_out(
     run_tools, alice, alice_connection, make_key
 ):
-    policy = ToolPolicy.objects.create(name="Notes", tools=["whoami", "create_note"])
-    policy.users.add(alice)
+    policy_of(alice, name="Notes", tools=["whoami", "create_note"])
     _, compact = make_key(alice_connection, tool_profile=ToolProfile.COMPACT)
 
     (refused,) = run_tools(compact, ("create_note", {}))
@@ -432,8 +430,7 @@ def test_a_compact_key_is_not_sent_to_attio_request_where_the_policy_leaves_it_o
 def test_find_attio_operation_offers_nothing_without_attio_request(
     run_tools, alice, alice_key, fake_attio
 ):
-    policy = ToolPolicy.objects.create(name="Finders", tools=["find_attio_operation"])
-    policy.users.add(alice)
+    policy_of(alice, name="Finders", tools=["find_attio_operation"])
 
     searched, described = run_tools(
         alice_key[1],
@@ -472,8 +469,7 @@ def test_a_read_only_app_is_not_asked_to_step_up_for_a_write_the_policy_refuses(
 
 @pytest.mark.usefixtures("attio_calls_follow_spec")
 def test_a_confirm_after_the_policy_dropped_the_tool_is_refused(mcp, alice, alice_key, fake_attio):
-    policy = ToolPolicy.objects.create(name="Bulk", tools=["bulk_upsert_records"])
-    policy.users.add(alice)
+    policy = policy_of(alice, name="Bulk", tools=["bulk_upsert_records"])
     arguments = {
         "object": "companies",
         "matching_attribute": "domains",
@@ -612,8 +608,7 @@ def test_the_admin_pages_bear_a_policy_written_outside_the_form(client, staff):
 
 
 def test_the_dashboard_says_when_a_policy_allows_no_tool(client, alice, alice_connection):
-    policy = ToolPolicy.objects.create(name="Nothing yet")
-    policy.users.add(alice)
+    policy_of(alice, name="Nothing yet")
     client.force_login(alice)
 
     page = client.get(reverse("dashboard")).content.decode()
