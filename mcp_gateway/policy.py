@@ -62,7 +62,14 @@ async def middleware(ctx, call_next):
             "try again."
         )
     else:
-        result = await call_next(ctx)
+        try:
+            result = await call_next(ctx)
+        except asyncio.CancelledError:
+            # The call was stopped part way: its client went away from an event stream
+            # (which cancels the call; a JSON answer lets it finish) or the worker is
+            # shutting down. What it did so far (a bulk write's first items) is audited.
+            audit(caller, name, ok=False, error_code="cancelled", started=started)
+            raise
         if result.get("isError"):
             error_code = caller.outcome.error_code or "tool_error"
         else:
