@@ -152,6 +152,17 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU of every PostgreSQL process on the machine (the servers' key checks and audit
+    writes, while one server is under load at a time)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if stat.read_text().split(" (", 1)[1].startswith("postgres)"):
+                total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU of a server: its process and its workers."""
     return sum(cpu_seconds(member) for member in process_tree(pid))
@@ -572,6 +583,7 @@ class Run:
     socket_errors: int
     server_cpu_ms_per_call: float
     fake_cpu_ms_per_call: float
+    postgres_cpu_ms_per_call: float
     load_average: float
 
 
@@ -600,8 +612,10 @@ def measure(
 ) -> Run:
     load = load_average()
     cpu0, fake0 = tree_cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
+    db0 = postgres_cpu_seconds()
     r = wrk(server, script, concurrency, seconds)
     cpu1, fake1 = tree_cpu_seconds(server.proc.pid), cpu_seconds(fake.proc.pid)
+    db1 = postgres_cpu_seconds()
     n = max(1, r["requests"])
     secs = r["duration_us"] / 1e6
     return Run(
@@ -619,6 +633,7 @@ def measure(
         socket_errors=r["socket_errors"],
         server_cpu_ms_per_call=round((cpu1 - cpu0) * 1000 / n, 3),
         fake_cpu_ms_per_call=round((fake1 - fake0) * 1000 / n, 3),
+        postgres_cpu_ms_per_call=round((db1 - db0) * 1000 / n, 3),
         load_average=load,
     )
 
@@ -639,6 +654,9 @@ def summarise(runs: list[Run], concurrencies: list[int], names: list[str]) -> li
                 ),
                 "fake_cpu_ms_per_call": round(
                     statistics.median(r.fake_cpu_ms_per_call for r in mine), 2
+                ),
+                "postgres_cpu_ms_per_call": round(
+                    statistics.median(r.postgres_cpu_ms_per_call for r in mine), 2
                 ),
             }
         f = row["floor"]
@@ -696,21 +714,21 @@ def print_table(rows: list[dict], names: list[str]) -> None:
     print()
     print(
         "| concurrency | server | p50 ms | p99 ms | calls/s "
-        "| server CPU ms/call | fake CPU ms/call |"
+        "| server CPU ms/call | fake CPU ms/call | PostgreSQL CPU ms/call |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         for name in names:
             s = row[name]
             print(
                 f"| {row['concurrency']} | {name} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} | "
                 f"{s['calls_per_second']:.0f} | {s['cpu_ms_per_call']:.2f} | "
-                f"{s['fake_cpu_ms_per_call']:.2f} |"
+                f"{s['fake_cpu_ms_per_call']:.2f} | {s['postgres_cpu_ms_per_call']:.2f} |"
             )
         for name, r in row.get("vs_peer", {}).items():
             print(
                 f"| {row['concurrency']} | {name}/peer | {r['p50']:.2f}x | | "
-                f"{r['calls_per_second']:.2f}x | | |"
+                f"{r['calls_per_second']:.2f}x | | | |"
             )
         for name in names[1:]:
             if name == "peer":
@@ -720,7 +738,7 @@ def print_table(rows: list[dict], names: list[str]) -> None:
             print(
                 f"| {row['concurrency']} | {name}/floor | {r['p50']:.2f}x | {r['p99']:.2f}x | "
                 f"{r['calls_per_second']:.2f}x | target (p50 <= 1.2x, calls/s >= 0.8x): "
-                f"{verdict} | |"
+                f"{verdict} | | |"
             )
 
 
