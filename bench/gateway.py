@@ -129,8 +129,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS (now) and VmHWM (peak RSS) of a process and its children, in KiB (summed:
-    a server with workers)."""
+    """VmRSS (now) and VmHWM (peak RSS) of a process and its children, in KiB, summed over
+    them (for a server with workers this overstates: shared pages count in each, and the
+    peaks need not coincide)."""
     out = {"VmRSS": 0, "VmHWM": 0}
     for member in process_tree(pid):
         with contextlib.suppress(OSError):

@@ -3,9 +3,8 @@
 In the order a request meets them: too many headers (431), more than one Authorization
 header (400), repeated authentication failures from its client address (429), a query
 string (400: keys go in the Authorization header), GET (405: no standalone event stream in
-stateless mode). A POST is answered with one JSON body, unless it asks for progress
-(`progress_asked`). Then the SDK's app verifies the key (auth.py): a refused key's 401 says why when
-its holder may be told, and a key the database could not check is answered 503
+stateless mode). Then the SDK's app verifies the key (auth.py): a refused key's 401 says
+why when its holder may be told, and a key the database could not check is answered 503
 (`server_error`). The body size limit is the SDK's own (server.build_app passes
 MCP_MAX_REQUEST_BYTES), applied after the key check, so a request without a good key
 gets its 401 whatever its size.
@@ -19,6 +18,8 @@ import logging
 import re
 
 from django.conf import settings
+from mcp.server.streamable_http import check_accept_headers
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from . import auth, oauth_server
@@ -61,7 +62,9 @@ def guarded(app):
                 receive, body = await body_within_deadline(receive)
                 if receive is None:
                     return await respond(send, 408, BODY_TOO_SLOW)
-                asked = progress_asked.set(asks_for_progress(scope, body))
+                # Decided when the SDK makes the request's transport, after the key check
+                # (server.StreamingWhenAsked): nothing is parsed for a request refused.
+                asked = pending_post.set((scope, body))
         token = auth.refusal.set(refusal)
         try:
             await app(scope, receive, send)
@@ -71,14 +74,15 @@ def guarded(app):
         finally:
             auth.refusal.reset(token)
             if asked is not None:
-                progress_asked.reset(asked)
+                pending_post.reset(asked)
 
     return gateway
 
 
-# Whether this request is answered with an event stream (server.StreamingWhenAsked).
-progress_asked: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "progress_asked", default=False
+# This request's scope and body, while it is served: whether it is answered with an
+# event stream is decided from them (asks_for_progress, by server.StreamingWhenAsked).
+pending_post: contextvars.ContextVar[tuple | None] = contextvars.ContextVar(
+    "pending_post", default=None
 )
 
 
@@ -86,16 +90,16 @@ def asks_for_progress(scope, body: bytes) -> bool:
     """Whether a POST carries a progress token (`params._meta.progressToken`) and its client
     takes an event stream. Only a stream has room for the progress notifications a long
     call (a bulk write) sends before its answer; every other POST gets the one JSON body,
-    which costs less. The token is looked for in the bytes before any JSON is parsed."""
+    which costs less. The token is looked for in the bytes before any JSON is parsed, and
+    the Accept header read as the SDK reads it."""
     if b"progressToken" not in body:
         return False
-    accept = b",".join(value for name, value in scope["headers"] if name == b"accept")
-    if b"text/event-stream" not in accept:
+    if not check_accept_headers(Request(scope))[1]:
         return False
     try:
         message = json.loads(body)
         token = message["params"]["_meta"]["progressToken"]
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, RecursionError):
         return False  # the SDK answers whatever is wrong with it
     return isinstance(token, (str, int)) and not isinstance(token, bool)
 
@@ -217,7 +221,7 @@ def watch_unauthorized(send, on_failure, refusal: auth.Refusal):
                 start = message  # held back until the body is known: its length changes
                 return
             # An event stream's answer is the tool's error alone: its 200 may be on the
-            # wire before the refusal is known (progress_asked).
+            # wire before the refusal is known (asks_for_progress).
             if (
                 message["status"] == 200
                 and refusal.insufficient_scope is not None

@@ -84,16 +84,19 @@ class StreamingWhenAsked(StreamableHTTPSessionManager):
 
     @classmethod
     def adopt(cls, manager: StreamableHTTPSessionManager) -> None:
-        assert type(manager) is StreamableHTTPSessionManager and manager.stateless
+        if type(manager) is not StreamableHTTPSessionManager or not manager.stateless:
+            raise TypeError("StreamingWhenAsked adopts the SDK's stateless session manager")
         manager.__class__ = cls
 
     @property
     def json_response(self) -> bool:
-        return not http.progress_asked.get()
+        post = http.pending_post.get()
+        return post is None or not http.asks_for_progress(*post)
 
     @json_response.setter
     def json_response(self, _value: bool) -> None:
-        # Set by the SDK's __init__; the answer is chosen per request instead.
+        # The answer is chosen per request; what the SDK set when it made the manager (in
+        # the instance's dict, which this property shadows) is not read.
         pass
 
 

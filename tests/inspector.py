@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 from tests import npm
@@ -29,8 +30,10 @@ def installed() -> Path:
     """The folder the Inspector and its Node.js are installed in; installs them if needed
     (some 300 MB, most of it Node.js itself)."""
     node_package = NODE_PACKAGES.get(platform.machine())
-    if node_package is None:
-        raise InspectorUnavailable(f"no Node.js 22 package on npm for {platform.machine()}")
+    if node_package is None or not sys.platform.startswith("linux"):
+        raise InspectorUnavailable(
+            f"no Node.js 22 package on npm for {sys.platform} {platform.machine()} here"
+        )
     return npm.installed(ROOT, [f"{node_package}@{NODE}", INSPECTOR])
 
 
@@ -39,6 +42,8 @@ def run(url: str, token: str, *arguments: str) -> subprocess.CompletedProcess:
     root = installed()
     node_bin = next((root / "node_modules").glob("node-linux-*/bin"))
     environment = {**os.environ, "PATH": f"{node_bin}{os.pathsep}{os.environ['PATH']}"}
+    # Only the Inspector's findings on stderr: no deprecation notices of its dependencies.
+    environment["NODE_OPTIONS"] = "--no-deprecation"
     # Its catalogue of servers goes to a file of its own, not the user's home.
     environment["MCP_CATALOG_PATH"] = str(root / "catalog.json")
     command = [str(root / "node_modules" / ".bin" / "mcp-inspector"), "--cli", url]

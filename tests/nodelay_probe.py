@@ -31,7 +31,8 @@ async def app(scope, receive, send):
     nodelay = [
         s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0 for s in connected_tcp_sockets()
     ]
-    body = json.dumps({"nodelay": nodelay, "pid": os.getpid()}).encode()
+    workers = os.environ.get("PORTAL_WORKERS")
+    body = json.dumps({"nodelay": nodelay, "pid": os.getpid(), "workers": workers}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -25,11 +25,14 @@ def installed(folder: Path, packages: list[str]) -> Path:
         raise NpmUnavailable("npm is not on PATH (Debian: apt-get install npm)")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund", "--loglevel=error",
-         *packages],
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    try:
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(folder), "--no-audit", "--no-fund",
+             "--loglevel=error", *packages],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise NpmUnavailable("npm install took more than 10 minutes") from None
     if done.returncode != 0:
         raise NpmUnavailable(f"npm install failed:\n{done.stderr[-2000:]}")
     marker.write_text(pins)

@@ -108,3 +108,17 @@ def test_connections_opened_at_once_are_shared_by_the_workers(tmp_path):
     # workers, accepting from one socket, split them about 13 to 51 here.
     counts = sorted(pids.count(pid) for pid in set(pids))
     assert len(counts) == 2 and counts[0] >= 16, counts
+
+
+def test_the_workers_are_told_how_many_they_are(tmp_path):
+    """PORTAL_WORKERS, which the bulk tools' pace is shared by (tools/bulk.py)."""
+    port = free_port()
+    with log_file(tmp_path / "serve.log") as log:
+        process = serve([sys.executable, "-m", "attio_portal.serve"], port, log, 2)
+        try:
+            wait_until_serving(f"http://127.0.0.1:{port}", process, path="/")
+            answers = [httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json() for _ in range(10)]
+        finally:
+            stop(process)
+
+    assert {a["workers"] for a in answers} == {"2"}

@@ -8,6 +8,7 @@ result per item. An item that fails does not stop the others or fail the call.
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,8 +29,8 @@ from ._results import display_name, id_part
 # Items per call, at most.
 MAX_ITEMS = 50
 # Attio allows 25 writes a second per workspace, across every app and token; the bulk calls
-# in one workspace keep to less than half of that (`pacer`), so other tools still get
-# through.
+# in one workspace keep to less than half of that (`pacer`, shared by the worker
+# processes), so other tools still get through.
 WRITES_PER_SECOND = 10
 # Reads in flight at once while a preview is made or checked (Attio allows 100 a second).
 READS_AT_ONCE = 4
@@ -110,13 +111,14 @@ class WorkspacePacer:
 
     MAX_WORKSPACES = 10_000
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, clock=time.monotonic) -> None:
         self.interval = 1 / per_second
+        self.clock = clock
         self.next_free: dict[str, float] = {}
 
     def book(self, workspace_id: str) -> float:
-        """The time (time.monotonic) of the workspace's next free slot, now taken."""
-        now = time.monotonic()
+        """The time (of `clock`) of the workspace's next free slot, now taken."""
+        now = self.clock()
         slot = max(now, self.next_free.get(workspace_id, now))
         self.next_free[workspace_id] = slot + self.interval
         if len(self.next_free) > self.MAX_WORKSPACES:
@@ -124,14 +126,23 @@ class WorkspacePacer:
         return slot
 
     async def wait(self, workspace_id: str) -> None:
-        delay = self.book(workspace_id) - time.monotonic()
+        delay = self.book(workspace_id) - self.clock()
         if delay > 0:
             await asyncio.sleep(delay)
 
 
-# Every bulk call of this process. (Each worker process paces on its own: with N workers
-# a workspace's bulk calls may reach N times the pace, 20 writes a second with two.)
-pacer = WorkspacePacer(WRITES_PER_SECOND)
+def worker_processes() -> int:
+    """How many worker processes serve the gateway: PORTAL_WORKERS, which the portal's
+    launcher (attio_portal.serve) sets from its --workers; 1 without it."""
+    try:
+        return max(1, int(os.environ.get("PORTAL_WORKERS", "1")))
+    except ValueError:
+        return 1
+
+
+# Every bulk call of this process, at its share of WRITES_PER_SECOND: each worker process
+# paces on its own, so together they keep to WRITES_PER_SECOND a workspace.
+pacer = WorkspacePacer(WRITES_PER_SECOND / worker_processes())
 
 
 async def write_all(

@@ -215,10 +215,9 @@ def test_bulk_calls_in_one_workspace_share_its_pace(
     assert times[-1] - times[0] >= 7 / bulk.WRITES_PER_SECOND - 0.05
 
 
-def test_the_pacer_books_slots_per_workspace(monkeypatch):
+def test_the_pacer_books_slots_per_workspace():
     clock = [100.0]
-    monkeypatch.setattr(bulk.time, "monotonic", lambda: clock[0])
-    pacer = bulk.WorkspacePacer(per_second=10)
+    pacer = bulk.WorkspacePacer(per_second=10, clock=lambda: clock[0])
 
     assert [pacer.book("acme") for _ in range(3)] == pytest.approx([100.0, 100.1, 100.2])
     assert pacer.book("initech") == 100.0  # another workspace waits for none of them
@@ -228,9 +227,8 @@ def test_the_pacer_books_slots_per_workspace(monkeypatch):
 
 def test_the_pacer_forgets_idle_workspaces_past_its_bound(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr(bulk.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(bulk.WorkspacePacer, "MAX_WORKSPACES", 3)
-    pacer = bulk.WorkspacePacer(per_second=10)
+    pacer = bulk.WorkspacePacer(per_second=10, clock=lambda: clock[0])
     for workspace in ("a", "b", "c"):
         pacer.book(workspace)
     clock[0] = 5.0
@@ -464,3 +462,61 @@ def test_read_only_key_cannot_call_bulk_tools(run_tools, alice_connection, make_
         assert result.is_error
         assert f"This API key is read-only, so it cannot call `{name}`" in tool_text(result)
     assert fake_attio.calls == []
+
+
+@pytest.mark.parametrize("workers, expected", [(None, 1), ("2", 2), ("4", 4), ("0", 1), ("x", 1)])
+def test_the_pace_is_shared_by_the_worker_processes(monkeypatch, workers, expected):
+    if workers is None:
+        monkeypatch.delenv("PORTAL_WORKERS", raising=False)
+    else:
+        monkeypatch.setenv("PORTAL_WORKERS", workers)
+
+    assert bulk.worker_processes() == expected
+
+
+def post_raw(gateway, body: bytes, headers: list[tuple[str, str]]):
+    server, app = gateway
+
+    async def go():
+        async with server.session_manager.run(), http_client(app) as http:
+            return await http.post(MCP_URL, content=body, headers=headers)
+
+    return async_to_sync(go)()
+
+
+@pytest.mark.parametrize("authorized", [False, True])
+def test_a_deeply_nested_body_with_a_progress_token_is_no_500(gateway, key, authorized):
+    body = b'{"jsonrpc": "2.0", "progressToken": ' + b"[" * 200_000
+    headers = [("Accept", BOTH), ("Content-Type", "application/json")]
+    if authorized:
+        headers.append(("Authorization", f"Bearer {key}"))
+
+    response = post_raw(gateway, body, headers)
+
+    assert response.status_code == (400 if authorized else 401)
+
+
+def whoami_with_a_token(accept_headers: list[str], key: str):
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call"}
+    message["params"] = {"name": "whoami", "arguments": {}, "_meta": {"progressToken": "p"}}
+    headers = [("Authorization", f"Bearer {key}"), ("Content-Type", "application/json")]
+    headers += [("MCP-Protocol-Version", "2025-06-18")]
+    return json.dumps(message).encode(), headers + [("Accept", a) for a in accept_headers]
+
+
+@pytest.mark.parametrize(
+    "accept, streamed",
+    [
+        (["*/*"], True),
+        (["Application/JSON, Text/Event-Stream"], True),
+        # The SDK reads the first Accept header only: this client takes JSON.
+        (["application/json", "text/event-stream"], False),
+    ],
+)
+def test_the_accept_header_is_read_as_the_sdk_reads_it(gateway, key, fake_attio, accept, streamed):
+    response = post_raw(gateway, *whoami_with_a_token(accept, key))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith(
+        "text/event-stream" if streamed else "application/json"
+    )
