@@ -38,13 +38,14 @@ def tcp_socket(family: int) -> socket.socket:
 class TcpListenerConfig(Config):
     """uvicorn's Config, whose listening socket (for --workers, --reload) says it is TCP,
     and, with several workers, may be bound again by each of them (SO_REUSEPORT).
-    The workers are told how many they are (PORTAL_WORKERS), to share what Attio allows a
-    workspace (mcp_gateway/tools/bulk.py)."""
+    The workers are told how many they are (PORTAL_WORKERS, unless it is set already: the
+    workers of several machines), to share what Attio allows a workspace
+    (mcp_gateway/tools/bulk.py)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         # Made in the supervisor, before it starts the workers, which inherit it.
-        os.environ["PORTAL_WORKERS"] = str(self.workers)
+        os.environ.setdefault("PORTAL_WORKERS", str(self.workers))
 
     def bind_socket(self) -> socket.socket:
         sock = super().bind_socket()

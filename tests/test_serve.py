@@ -1,20 +1,22 @@
 """`python -m attio_portal.serve`: uvicorn with Nagle's algorithm off in every worker."""
 
 import json
+import os
 import socket
 import sys
 import time
 
 import httpx
+import pytest
 
 from .faults.harness import BIN, free_port, log_file, spawn, stop, wait_until_serving
 
 
-def serve(command: list[str], port: int, log, workers: int):
+def serve(command: list[str], port: int, log, workers: int, env: dict | None = None):
     return spawn(
         [*command, "tests.nodelay_probe:app", "--host", "127.0.0.1", "--port", str(port)]
         + ["--workers", str(workers), "--lifespan", "off", "--no-access-log"],
-        None,
+        env,
         log,
     )
 
@@ -51,8 +53,10 @@ def test_plain_uvicorn_workers_still_leave_nagle_on(tmp_path):
     assert nodelay_seen_by_the_workers([str(BIN / "uvicorn")], tmp_path) == {False}
 
 
-def test_the_listening_socket_is_the_one_uvicorn_bound(tmp_path):
+def test_the_listening_socket_is_the_one_uvicorn_bound(tmp_path, monkeypatch):
     from attio_portal.serve import TcpListenerConfig
+
+    monkeypatch.setenv("PORTAL_WORKERS", "1")  # the config sets it: undone after the test
 
     config = TcpListenerConfig(app="tests.nodelay_probe:app", host="127.0.0.1", port=0)
     sock = config.bind_socket()
@@ -110,15 +114,20 @@ def test_connections_opened_at_once_are_shared_by_the_workers(tmp_path):
     assert len(counts) == 2 and counts[0] >= 16, counts
 
 
-def test_the_workers_are_told_how_many_they_are(tmp_path):
-    """PORTAL_WORKERS, which the bulk tools' pace is shared by (tools/bulk.py)."""
+@pytest.mark.parametrize("given, told", [(None, "2"), ("6", "6")])
+def test_the_workers_are_told_how_many_they_are(tmp_path, given, told):
+    """PORTAL_WORKERS, which the bulk tools' pace is shared by (tools/bulk.py): the
+    launcher's --workers, unless it is set for the workers of several machines."""
+    env = {k: v for k, v in os.environ.items() if k != "PORTAL_WORKERS"}
+    if given is not None:
+        env["PORTAL_WORKERS"] = given
     port = free_port()
     with log_file(tmp_path / "serve.log") as log:
-        process = serve([sys.executable, "-m", "attio_portal.serve"], port, log, 2)
+        process = serve([sys.executable, "-m", "attio_portal.serve"], port, log, 2, env=env)
         try:
             wait_until_serving(f"http://127.0.0.1:{port}", process, path="/")
             answers = [httpx.get(f"http://127.0.0.1:{port}/", timeout=5).json() for _ in range(10)]
         finally:
             stop(process)
 
-    assert {a["workers"] for a in answers} == {"2"}
+    assert {a["workers"] for a in answers} == {told}
