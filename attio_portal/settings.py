@@ -335,6 +335,10 @@ MCP_MAX_REQUEST_BYTES = env.int("MCP_MAX_REQUEST_BYTES", default=1024 * 1024)
 MCP_BODY_TIMEOUT_SECONDS = env.float("MCP_BODY_TIMEOUT_SECONDS", default=30.0)
 # How long a preview's fingerprint lets a delete or bulk write go ahead (tools/_confirm.py).
 MCP_CONFIRM_SECONDS = env.int("MCP_CONFIRM_SECONDS", default=300)
+# How many web worker processes serve /mcp, all machines together: they share the bulk
+# tools' pace per workspace (tools/bulk.py). The launcher (attio_portal.serve) sets it from
+# its --workers unless it is set.
+PORTAL_WORKERS = max(1, env.int("PORTAL_WORKERS", default=1))
 
 # The portal is the OAuth 2.1 authorization server of its own MCP endpoint, for clients
 # that cannot take a pasted API key (Claude.ai, Claude Desktop, ChatGPT): see

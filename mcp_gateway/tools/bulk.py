@@ -8,12 +8,12 @@ result per item. An item that fails does not stop the others or fail the call.
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
+from django.conf import settings
 from mcp.server.mcpserver import Context
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -131,18 +131,9 @@ class WorkspacePacer:
             await asyncio.sleep(delay)
 
 
-def worker_processes() -> int:
-    """How many worker processes serve the gateway: PORTAL_WORKERS, which the portal's
-    launcher (attio_portal.serve) sets from its --workers; 1 without it."""
-    try:
-        return max(1, int(os.environ.get("PORTAL_WORKERS", "1")))
-    except ValueError:
-        return 1
-
-
 # Every bulk call of this process, at its share of WRITES_PER_SECOND: each worker process
-# paces on its own, so together they keep to WRITES_PER_SECOND a workspace.
-pacer = WorkspacePacer(WRITES_PER_SECOND / worker_processes())
+# paces on its own, so together (settings.PORTAL_WORKERS) they keep to it in a workspace.
+pacer = WorkspacePacer(WRITES_PER_SECOND / settings.PORTAL_WORKERS)
 
 
 async def write_all(

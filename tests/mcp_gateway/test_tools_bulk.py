@@ -464,16 +464,6 @@ def test_read_only_key_cannot_call_bulk_tools(run_tools, alice_connection, make_
     assert fake_attio.calls == []
 
 
-@pytest.mark.parametrize("workers, expected", [(None, 1), ("2", 2), ("4", 4), ("0", 1), ("x", 1)])
-def test_the_pace_is_shared_by_the_worker_processes(monkeypatch, workers, expected):
-    if workers is None:
-        monkeypatch.delenv("PORTAL_WORKERS", raising=False)
-    else:
-        monkeypatch.setenv("PORTAL_WORKERS", workers)
-
-    assert bulk.worker_processes() == expected
-
-
 def post_raw(gateway, body: bytes, headers: list[tuple[str, str]]):
     server, app = gateway
 
