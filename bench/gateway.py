@@ -238,6 +238,9 @@ class Server:
     def request_headers(self) -> dict[str, str]:
         return {**base_headers(), **self.headers}
 
+    def ready(self) -> None:
+        """Anything to do once the server listens, before its first call."""
+
     def command(self) -> list[str]:
         # One worker as before (plain uvicorn); more through the portal's launcher, whose
         # workers each take their share of the connections.
@@ -551,8 +554,7 @@ def wait_ready(server: Server, record_id: str) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            if isinstance(server, Peer):
-                server.ready()
+            server.ready()
             body = call_once(server, record_id)
             break
         except OSError:

@@ -127,12 +127,9 @@ def policy_allows_api_writes(caller: auth.Caller) -> bool:
 def policy_allows_writes(caller: auth.Caller) -> bool:
     """Whether the owner's tool policies allow any tool that writes."""
     access = caller.tool_access
-    writes = (name for name in access.tools if tools.exists(name)) if access else ()
-    return (
-        access is None
-        or any(not open_to_read_only(name) for name in writes)
-        or (policy_allows_api_writes(caller))
-    )
+    if access is None or "attio_request" in access.tools:
+        return True
+    return any(tools.exists(name) and not open_to_read_only(name) for name in access.tools)
 
 
 def tool_policy_refusal(caller: auth.Caller, name: str) -> str:

@@ -95,28 +95,26 @@ def tool_policies_column(connection, user_alias: str) -> str:
     with the credential, so a policy change counts from the next request at no extra
     query."""
     qn = connection.ops.quote_name
-    user = get_user_model()
-    policies = ToolPolicy._meta
-    direct = ToolPolicy.users.through._meta
-    by_group = ToolPolicy.groups.through._meta
-    member = user.groups.through._meta
+    direct, by_group = ToolPolicy.users.through, ToolPolicy.groups.through
+    member = get_user_model().groups.through
 
-    def col(meta, alias, field):
-        return f"{alias}.{qn(meta.get_field(field).column)}"
+    def col(model, alias, field):
+        return column(connection, model, alias, field)
 
-    def table(meta, alias):
-        return f"{qn(meta.db_table)} {alias}"
+    def table(model, alias):
+        return f"{qn(model._meta.db_table)} {alias}"
 
-    user_id = column(connection, user, user_alias, "id")
+    user_id = column(connection, get_user_model(), user_alias, "id")
+    in_group = f"{col(member, 'ug', 'group')} = {col(by_group, 'tpg', 'group')}"
     return (
-        f"(SELECT json_agg(json_build_array({col(policies, 'tp', 'name')}, "
-        f"{col(policies, 'tp', 'all_read_tools')}, {col(policies, 'tp', 'tools')})) "
-        f"FROM {table(policies, 'tp')} WHERE {col(policies, 'tp', 'id')} IN ("
+        f"(SELECT json_agg(json_build_array({col(ToolPolicy, 'tp', 'name')}, "
+        f"{col(ToolPolicy, 'tp', 'all_read_tools')}, {col(ToolPolicy, 'tp', 'tools')})) "
+        f"FROM {table(ToolPolicy, 'tp')} WHERE {col(ToolPolicy, 'tp', 'id')} IN ("
         f"SELECT {col(direct, 'tpu', 'toolpolicy')} FROM {table(direct, 'tpu')} "
         f"WHERE {col(direct, 'tpu', 'user')} = {user_id}"
         f" UNION SELECT {col(by_group, 'tpg', 'toolpolicy')} FROM {table(by_group, 'tpg')} "
-        f"JOIN {table(member, 'ug')} ON {col(member, 'ug', 'group')} = "
-        f"{col(by_group, 'tpg', 'group')} WHERE {col(member, 'ug', 'user')} = {user_id}))"
+        f"{join(connection, member, 'ug', in_group)} "
+        f"WHERE {col(member, 'ug', 'user')} = {user_id}))"
     )
 
 
