@@ -1,9 +1,10 @@
-"""What one GET to Attio costs the gateway's process in its HTTP client: httpx (what
-connections/attio.py uses) against aiohttp, side by side, against the same fake Attio.
+"""What one GET to Attio costs the gateway's process in its HTTP client, side by side
+against the same fake Attio: httpx with its own pool, httpx over aiohttp (httpx_aiohttp's
+transport, what connections/attio.py's gateway_transport uses), and aiohttp alone.
 
     .venv/bin/python bench/upstream_client.py [--calls 3000] [--rounds 5] [--concurrency 1,16]
 
-aiohttp is not a dependency: `pip install aiohttp` into the venv for this. The fake is
+The fake is
 bench/gateway_fake.py in a process of its own (latency 0); each client does the GET
 `get_record` makes (the record, with the bearer token, JSON parsed), with its pool kept
 open across calls, as the gateway's shared client does. CPU is this process's
@@ -51,6 +52,17 @@ async def get_httpx(client, path: str) -> None:
     response.json()
 
 
+async def with_httpx_on_aiohttp(url: str, token: str, path: str, calls: int, concurrency: int):
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=50)
+    headers = {"Authorization": f"Bearer {token}"}
+    transport = AiohttpTransport(limits=limits)
+    async with httpx.AsyncClient(base_url=url, headers=headers, transport=transport) as client:
+        await run(lambda: get_httpx(client, path), calls, concurrency)
+
+
 async def with_aiohttp(url: str, token: str, path: str, calls: int, concurrency: int) -> None:
     import aiohttp
 
@@ -87,7 +99,11 @@ def main() -> None:
     token = "bench_" + secrets.token_hex(29)
     fake, url, record = start_fake(token)
     path = f"/v2/objects/people/records/{record}"
-    clients = {"httpx": with_httpx, "aiohttp": with_aiohttp}
+    clients = {
+        "httpx": with_httpx,
+        "httpx on aiohttp": with_httpx_on_aiohttp,
+        "aiohttp": with_aiohttp,
+    }
     try:
         time.sleep(1.0)
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
@@ -102,7 +118,7 @@ def main() -> None:
                 f"c={concurrency}: CPU ms per GET, min of {args.rounds} rounds of "
                 f"{args.calls}: "
                 + ", ".join(f"{name} {ms:.3f}" for name, ms in best.items())
-                + f"; httpx / aiohttp {best['httpx'] / best['aiohttp']:.2f}x"
+                + f"; httpx / httpx on aiohttp {best['httpx'] / best['httpx on aiohttp']:.2f}x"
             )
     finally:
         fake.terminate()

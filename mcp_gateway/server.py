@@ -15,6 +15,8 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from pydantic import ValidationError
 
+from connections import attio
+
 from . import auth, http, oauth_server, policy, resources, tools
 from .tools._arguments import argument_errors
 
@@ -127,7 +129,8 @@ class GatewayServer(MCPServer):
 
 
 def lifespan(key_checks):
-    """The MCP server's lifespan: the key checks' connections and the audit trail's writer."""
+    """The MCP server's lifespan: the key checks' connections, the audit trail's writer and
+    the pool of connections to Attio."""
 
     @contextlib.asynccontextmanager
     async def running(_server):
@@ -136,7 +139,9 @@ def lifespan(key_checks):
                 yield {}
         finally:
             # Hang up the ORM thread's connections now rather than at the process's exit
-            # (a server run in a thread, as some tests do, would leave them open).
+            # (a server run in a thread, as some tests do, would leave them open); the
+            # same for the connections to Attio, which aiohttp otherwise reports unclosed.
             await sync_to_async(auth.close_database_connections)()
+            await attio.aclose_clients()
 
     return running

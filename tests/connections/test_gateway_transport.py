@@ -1,0 +1,237 @@
+"""The gateway's calls to Attio over the transport production uses (aiohttp under httpx).
+
+Every other gateway test plugs the fake Attio in at httpx's transport, in process; these
+serve it on a loopback port instead, so what crosses the socket is aiohttp's doing:
+bodies, query strings, headers, and how each kind of failure ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+import httpx
+import pytest
+
+from connections import attio
+from connections.attio import AttioError
+
+
+@pytest.fixture
+def served(fake_attio, monkeypatch, settings):
+    """The fake Attio on loopback, reached through `attio.gateway_transport()`."""
+    monkeypatch.setattr(attio, "async_transport", None)
+    monkeypatch.setattr(attio, "TIMEOUT", httpx.Timeout(0.5))
+    fake_attio.server_hang_seconds = 3.0
+    attio._async_clients.clear()
+    with fake_attio.serve() as url:
+        settings.ATTIO_API_BASE_URL = url
+        yield fake_attio
+    attio._async_clients.clear()
+
+
+def run(call):
+    """Run `call()` on a loop of its own, closing the pool before the loop ends."""
+
+    async def go():
+        try:
+            return await call()
+        finally:
+            await attio.aclose_clients()
+
+    return asyncio.run(go())
+
+
+def ada_of(fake) -> str:
+    return fake.record_id("people", "Ada Lovelace")
+
+
+def test_the_gateways_pool_is_aiohttps_unless_a_test_plugs_in_its_own(served):
+    async def pool():
+        return attio.async_client()._transport
+
+    assert type(run(pool)).__module__.startswith("httpx_aiohttp")
+
+
+def test_a_read_a_query_and_a_write_cross_the_socket_intact(served):
+    token = served.add_api_key()
+    ada = ada_of(served)
+
+    async def calls():
+        record = await attio.aget_record(token, "people", ada)
+        found = await attio.aquery_records(
+            token, "people", filter={"name": {"$contains": "Ada"}}, sorts=None, limit=5, offset=0
+        )
+        note = await attio.acreate_note(
+            token, "people", ada, "Met at the “Analytical” café", "Notes: ünïcode", "plaintext"
+        )
+        return record, found, note
+
+    record, found, note = run(calls)
+    assert record["id"]["record_id"] == ada
+    assert [r["id"]["record_id"] for r in found] == [ada]
+    assert note["title"] == "Met at the “Analytical” café"
+    sent = served.last("notes.create")
+    assert sent.json["data"]["content"] == "Notes: ünïcode"
+    assert sent.headers["authorization"] == f"Bearer {token}"
+    assert sent.headers["user-agent"] == attio.USER_AGENT
+    assert served.spec_violations == []
+
+
+def test_query_parameters_are_encoded_as_httpx_would(served):
+    token = served.add_api_key()
+
+    async def search():
+        return await attio.arequest(
+            "GET", "/v2/tasks", token, params={"assignee": "ada+crm&co@example.com", "limit": 2}
+        )
+
+    run(search)
+    call = served.last("tasks.list")
+    assert call.query == {"assignee": "ada+crm&co@example.com", "limit": "2"}
+    assert served.spec_violations == []
+
+
+def test_a_rate_limit_is_waited_out_and_the_call_made_once_more(served):
+    token = served.add_api_key()
+    served.rate_limit_next("records.get", retry_after=1, http_date=False)
+
+    record = run(lambda: attio.aget_record(token, "people", ada_of(served)))
+
+    assert record["id"]["record_id"] == ada_of(served)
+    assert [c.status for c in served.calls_to("records.get")] == [429, 200]
+
+
+def test_a_read_that_times_out_is_tried_three_times_then_says_so(served):
+    token = served.add_api_key()
+    served.fail_next("records.get", exception=httpx.ReadTimeout, times=3)
+
+    with pytest.raises(AttioError) as caught:
+        run(lambda: attio.aget_record(token, "people", ada_of(served)))
+
+    assert str(caught.value) == "Attio timed out"
+    assert "Timeout" in caught.value.code
+    assert served.count("records.get") == 3
+
+
+def test_a_write_whose_answer_is_lost_is_not_sent_again(served):
+    token = served.add_api_key()
+    ada = ada_of(served)
+    served.fail_next("notes.create", exception=httpx.RemoteProtocolError("reset"))
+
+    with pytest.raises(AttioError) as caught:
+        run(lambda: attio.acreate_note(token, "people", ada, "Once", "", "plaintext"))
+
+    assert str(caught.value) == "Attio could not be reached"
+    assert served.count("notes.create") == 1
+
+
+def test_a_write_whose_timeout_comes_after_sending_is_not_sent_again(served):
+    token = served.add_api_key()
+    ada = ada_of(served)
+    served.fail_next("notes.create", exception=httpx.ReadTimeout)
+
+    with pytest.raises(AttioError) as caught:
+        run(lambda: attio.acreate_note(token, "people", ada, "Once", "", "plaintext"))
+
+    assert str(caught.value) == "Attio timed out"
+    assert served.count("notes.create") == 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_write_refused_a_connection_reached_nobody_so_goes_again(
+    fake_attio, monkeypatch, settings
+):
+    # Attio comes up once the first attempt has been refused: the write is tried again
+    # (nothing was sent) and lands once.
+    monkeypatch.setattr(attio, "async_transport", None)
+    attio._async_clients.clear()
+    port = free_port()
+    settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{port}"
+    token = fake_attio.add_api_key()
+    ada = ada_of(fake_attio)
+    refusals = []
+    later = contextlib.ExitStack()
+    judged_by = attio.reached_nobody
+
+    def reached_nobody(exc):
+        refusals.append(exc)
+        if len(refusals) == 1:
+            later.enter_context(fake_attio.serve(port=port))
+        return judged_by(exc)
+
+    monkeypatch.setattr(attio, "reached_nobody", reached_nobody)
+    with later:
+        note = run(lambda: attio.acreate_note(token, "people", ada, "Retried", "", "plaintext"))
+
+    assert note["title"] == "Retried"
+    assert len(refusals) == 1 and judged_by(refusals[0])
+    assert fake_attio.count("notes.create") == 1
+
+
+def test_attio_away_ends_as_could_not_be_reached(fake_attio, monkeypatch, settings):
+    monkeypatch.setattr(attio, "async_transport", None)
+    attio._async_clients.clear()
+    settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    token = fake_attio.add_api_key()
+
+    with pytest.raises(AttioError) as caught:
+        run(lambda: attio.aget_self(token))
+
+    assert str(caught.value) == "Attio could not be reached"
+    assert caught.value.code == "ClientConnectorError"
+    assert token not in repr(caught.value)
+
+
+@pytest.fixture
+def not_http(monkeypatch, settings):
+    """A server that answers every connection with bytes that are not HTTP."""
+    monkeypatch.setattr(attio, "async_transport", None)
+    attio._async_clients.clear()
+
+    async def answer(reader, writer):
+        await reader.read(1024)
+        writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def serving(call):
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{port}"
+        async with server:
+            try:
+                return await call()
+            finally:
+                await attio.aclose_clients()
+
+    return serving
+
+
+def test_an_answer_that_is_not_http_is_an_attio_error(not_http, fake_attio):
+    token = fake_attio.add_api_key()
+
+    with pytest.raises(AttioError) as caught:
+        asyncio.run(not_http(lambda: attio.aget_self(token)))
+
+    assert str(caught.value) == "Attio could not be reached"
+
+
+def test_closing_the_pools_closes_aiohttps_session(served):
+    token = served.add_api_key()
+
+    async def call_then_close():
+        await attio.aget_self(token)
+        session = attio.async_client()._transport.client
+        await attio.aclose_clients()
+        return session
+
+    session = asyncio.run(call_then_close())
+    assert session.closed
+    assert attio._async_clients == {}
