@@ -570,6 +570,8 @@ LOGGING = {
         "httpcore": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
+        # The gateway's calls to Attio go through aiohttp (connections.attio.gateway_transport).
+        "aiohttp": {"level": "WARNING"},
         "authlib": {"level": "WARNING"},
         # requests (authlib's Django client, single sign-on) logs through urllib3.
         "urllib3": {"level": "WARNING"},

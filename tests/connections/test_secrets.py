@@ -172,7 +172,7 @@ def test_no_log_record_holds_a_secret(full_flow):
 
 def test_http_library_loggers_stay_at_warning_when_root_logs_debug(caplog):
     caplog.set_level(logging.DEBUG)
-    for name in ("httpx", "httpcore", "authlib"):
+    for name in ("httpx", "httpcore", "httpx2", "httpcore2", "aiohttp", "authlib", "urllib3"):
         assert logging.getLogger(name).getEffectiveLevel() >= logging.WARNING
 
 
