@@ -5,7 +5,8 @@
 
 A bare `MCPServer` in stateless JSON mode, as the gateway runs it, with no auth, no Django,
 no database: one tool that makes the same Attio GET with a fixed token through one shared
-`httpx.AsyncClient` (same library, timeout and pool limits as `connections.attio`) and
+`httpx.AsyncClient` over aiohttp (the same libraries, timeout and pool limits as
+`connections.attio`'s `async_client()` with its `gateway_transport()`) and
 returns the same shape as the gateway's `get_record` (`Record`, values compacted the same
 way), so the two answers are the same size. Whatever the gateway costs above this is its
 own: the key check, the connection lookup and decryption, policy and audit.
@@ -13,11 +14,13 @@ own: the key check, the connection lookup and decryption, policy and audit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
@@ -25,15 +28,30 @@ from pydantic import BaseModel, Field
 ATTIO_URL = os.environ.get("FLOOR_ATTIO_URL", "http://127.0.0.1:8765").rstrip("/")
 TOKEN = os.environ.get("FLOOR_ATTIO_TOKEN", "")
 # The gateway's pool (connections/attio.py async_client()); FLOOR_MAX_CONNECTIONS and
-# FLOOR_MAX_KEEPALIVE change it, to measure the pool limits on their own.
+# FLOOR_MAX_KEEPALIVE change it, to measure the pool limits on their own (aiohttp uses the
+# first and the keep-alive expiry only).
 LIMITS = httpx.Limits(
     max_connections=int(os.environ.get("FLOOR_MAX_CONNECTIONS", "100")),
     max_keepalive_connections=int(os.environ.get("FLOOR_MAX_KEEPALIVE", "50")),
 )
 HISTORY_KEYS = {"active_from", "active_until", "created_by_actor"}
 
-server = MCPServer(name="floor", version="1.0", log_level="WARNING")
 _client: httpx.AsyncClient | None = None
+
+
+@contextlib.asynccontextmanager
+async def closing_the_client(_server):
+    # As the gateway's lifespan does: aiohttp reports a session left open at exit.
+    global _client
+    try:
+        yield {}
+    finally:
+        if _client is not None:
+            await _client.aclose()
+            _client = None
+
+
+server = MCPServer(name="floor", version="1.0", log_level="WARNING", lifespan=closing_the_client)
 
 
 def client() -> httpx.AsyncClient:
@@ -43,7 +61,7 @@ def client() -> httpx.AsyncClient:
         _client = httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0),
             headers={"User-Agent": "attio-portal-floor"},
-            limits=LIMITS,
+            transport=AiohttpTransport(limits=LIMITS),
         )
     return _client
 

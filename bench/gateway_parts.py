@@ -130,13 +130,27 @@ def gateway_app(key, *, key_query: bool, policy: bool, wrappers: bool):
 
 
 async def cpu_per_call(app, session_manager, caller: Caller, calls: int, warmup: int) -> float:
-    async with session_manager.run():
-        for _ in range(warmup):
-            await caller.call(app)
-        started = time.process_time()
-        for _ in range(calls):
-            await caller.call(app)
-        return (time.process_time() - started) / calls * 1000
+    try:
+        async with session_manager.run():
+            for _ in range(warmup):
+                await caller.call(app)
+            started = time.process_time()
+            for _ in range(calls):
+                await caller.call(app)
+            return (time.process_time() - started) / calls * 1000
+    finally:
+        # The apps' lifespans (which close their Attio pools) do not run here.
+        await close_attio_pools()
+
+
+async def close_attio_pools() -> None:
+    from bench import gateway_floor
+    from connections import attio
+
+    await attio.aclose_clients()
+    if gateway_floor._client is not None:
+        await gateway_floor._client.aclose()
+        gateway_floor._client = None
 
 
 async def read_key(plaintext: str):

@@ -15,7 +15,10 @@ import re
 import sys
 
 LAYERS = [
-    ("Attio GET (httpx, httpcore)", r"\((httpx|httpcore)/"),
+    (
+        "Attio GET (httpx, httpx_aiohttp, aiohttp, yarl, multidict)",
+        r"\((httpx|httpcore|httpx_aiohttp|aiohttp|yarl|multidict)/",
+    ),
     ("key check (psycopg, our SQL)", r"\((psycopg|psycopg_pool)/|postgres_checks\.py"),
     ("token unsealing (cryptography)", r"\(cryptography/|connections/crypto\.py"),
     ("Django (models, ORM, asgiref)", r"\((django|asgiref)/"),
