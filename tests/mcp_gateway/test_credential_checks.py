@@ -275,3 +275,55 @@ def test_both_implementations_answer_the_same_tokens_alike(token_rows):
     orm = token_answers(auth.CredentialChecks(), token_rows)
     pool = token_answers(PostgresCredentialChecks(connection), token_rows)
     assert {n: summary(a) for n, a in orm.items()} == {n: summary(a) for n, a in pool.items()}
+
+
+def prepared_on_the_pool(key_checks, presented: str, revoke=None) -> tuple[list, list, list]:
+    """Check `presented` five times on one pooled connection, revoke it if asked, check it
+    again; answer the answers and the statements that connection holds prepared."""
+
+    async def go():
+        async with key_checks.running():
+            first = [await key_checks.check(presented) for _ in range(5)]
+            if revoke is not None:
+                await revoke()
+            after = []
+            try:
+                after.append(await key_checks.check(presented))
+            except auth.KeyRefused as refused:
+                after.append(refused)
+            async with key_checks.pool.connection() as conn:
+                cursor = await conn.execute("SELECT statement FROM pg_prepared_statements")
+                prepared = [row[0] for row in await cursor.fetchall()]
+        return first, after, prepared
+
+    return async_to_sync(go)()
+
+
+def test_the_pool_prepares_its_key_query_and_a_revocation_still_counts_at_once(
+    alice, alice_key, settings
+):
+    settings.MCP_PREPARED_KEY_CHECKS = True
+    key, plaintext = alice_key
+    checks = PostgresCredentialChecks(connection)
+    checks.CONNECTIONS = 1  # every check on the same connection
+
+    async def revoke():
+        await ApiKey.objects.filter(pk=key.pk).aupdate(revoked_at=timezone.now())
+
+    first, after, prepared = prepared_on_the_pool(checks, plaintext, revoke)
+
+    assert all(isinstance(k, ApiKey) and k.pk == key.pk for k in first)
+    assert isinstance(after[0], auth.KeyRefused) and after[0].key.pk == key.pk
+    assert checks.query.sql.strip()[:40] in "\n".join(s.strip() for s in prepared)
+
+
+def test_prepared_key_checks_can_be_turned_off_for_a_pooler(alice_key, settings):
+    settings.MCP_PREPARED_KEY_CHECKS = False
+    key, plaintext = alice_key
+    checks = PostgresCredentialChecks(connection)
+    checks.CONNECTIONS = 1
+
+    first, after, prepared = prepared_on_the_pool(checks, plaintext)
+
+    assert all(k.pk == key.pk for k in first + after)
+    assert prepared == []
