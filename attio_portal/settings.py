@@ -341,9 +341,9 @@ MCP_CONFIRM_SECONDS = env.int("MCP_CONFIRM_SECONDS", default=300)
 PORTAL_WORKERS = max(1, env.int("PORTAL_WORKERS", default=1))
 # The MCP gateway checks keys and OAuth tokens with prepared statements on its own pool
 # (mcp_gateway/postgres_checks.py), which cost PostgreSQL a quarter of the CPU of a check
-# planned afresh each time (0.11 against 0.45 ms). Turn it off
-# behind a connection pooler that cannot keep them (PgBouncer in transaction mode before
-# 1.21, or with max_prepared_statements = 0). Django's own queries never prepare.
+# planned afresh each time (0.11 against 0.45 ms). Turn it off behind a transaction-mode
+# pooler that cannot keep them (PgBouncer before 1.21, or with max_prepared_statements = 0,
+# its default before 1.24). Django's own queries never prepare.
 MCP_PREPARED_KEY_CHECKS = env.bool("MCP_PREPARED_KEY_CHECKS", default=True)
 
 # The portal is the OAuth 2.1 authorization server of its own MCP endpoint, for clients

@@ -16,11 +16,12 @@ import contextvars
 import email.utils
 import logging
 import re
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 import aiohttp
 import httpx
@@ -501,12 +502,36 @@ def gateway_transport() -> httpx.AsyncBaseTransport:
     One GET costs the worker about a quarter of the CPU it costs through httpx's own pool
     (0.33 against 1.39 ms at 16 concurrent calls, bench/upstream_client.py), and each tool
     call makes at least one. Everything above the transport (timeouts, retries, errors,
-    the fake Attio of the tests) stays httpx's.
+    the fake Attio of the tests) stays httpx's; so do the CA bundle (certifi, or
+    SSL_CERT_FILE) and the proxy from the environment, which httpx leaves to a transport
+    of one's own.
     """
-    return AiohttpTransport(
-        verify=ssl_context(),
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
-    )
+
+    def session() -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=100, keepalive_timeout=5.0, ssl=httpx.create_ssl_context()
+            ),
+            # One pool serves every user's token: nothing Attio sets may follow another's.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        # aiohttp sends a PUT or DELETE a second time by itself when the connection drops
+        # before an answer; Attio may have applied the first, so `arequest` alone decides
+        # what is tried again. (The attribute is the one aiohttp's own test client sets.)
+        session._retry_connection = False
+        return session
+
+    return AiohttpTransport(client=session, proxy=environment_proxy(settings.ATTIO_API_BASE_URL))
+
+
+def environment_proxy(url: str) -> httpx.Proxy | None:
+    """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for `url`, unless NO_PROXY
+    exempts its host: what httpx's own pool would use. Read once, as httpx does."""
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme) or urllib.request.getproxies().get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return httpx.Proxy(proxy)
 
 
 def async_client() -> httpx.AsyncClient:
@@ -591,10 +616,13 @@ async def arequest(
     while True:
         attempt += 1
         try:
-            response = await async_client().request(
-                method, url, headers=_bearer(token), params=params, json=json
-            )
-        except (httpx.TransportError, aiohttp.ClientError) as e:
+            # aiohttp times connecting and each read, not sending the body: the whole
+            # attempt is bounded too, so a peer that stops reading can't hold a call.
+            async with asyncio.timeout(TIMEOUT.connect + TIMEOUT.write + TIMEOUT.read):
+                response = await async_client().request(
+                    method, url, headers=_bearer(token), params=params, json=json
+                )
+        except (httpx.RequestError, aiohttp.ClientError, TimeoutError) as e:
             # httpx_aiohttp maps most of aiohttp's errors to httpx's, not all of them, and
             # some loosely (a refused connection arrives as a ConnectTimeout).
             retryable = is_read or reached_nobody(e)

@@ -20,6 +20,7 @@ on the same rows.
 """
 
 import contextlib
+import logging
 
 import psycopg
 from django.conf import settings
@@ -41,6 +42,17 @@ from .auth import (
     token_is_usable,
 )
 from .models import ApiKey, ConnectedApp, ToolAccess, ToolPolicy
+
+logger = logging.getLogger(__name__)
+
+# What PostgreSQL answers a prepared statement that no longer fits: a migration changed the
+# type of a column it selects ("cached plan must not change result type"), or a pooler in
+# between lost the statement or mixed up two connections' statements.
+STALE_STATEMENT_ERRORS = (
+    psycopg.errors.FeatureNotSupported,
+    psycopg.errors.InvalidSqlStatementName,
+    psycopg.errors.DuplicatePreparedStatement,
+)
 
 
 class PrebuiltJoin:
@@ -312,9 +324,26 @@ class PostgresCredentialChecks:
         except psycopg.OperationalError as e:
             raise DatabaseUnavailable from e
 
+    @staticmethod
+    async def _execute(conn, sql: str, params: list):
+        try:
+            return await conn.execute(sql, params)
+        except STALE_STATEMENT_ERRORS:
+            # The statement is prepared again from scratch once; psycopg forgets its own
+            # on DEALLOCATE ALL. Failing twice is a pooler that cannot keep them.
+            logger.warning(
+                "A prepared key check failed on PostgreSQL; preparing it again "
+                "(set MCP_PREPARED_KEY_CHECKS=false behind a pooler that drops them)"
+            )
+            await conn.execute("DEALLOCATE ALL", prepare=False)
+            try:
+                return await conn.execute(sql, params)
+            except STALE_STATEMENT_ERRORS as e:
+                raise DatabaseUnavailable from e
+
     async def _check(self, presented: str, public_id: str) -> ApiKey | None:
         async with self.pool.connection() as conn:
-            cursor = await conn.execute(self.query.sql, [public_id])
+            cursor = await self._execute(conn, self.query.sql, [public_id])
             now = timezone.now()
             key = accept(presented, self.query.key(self.connection, await cursor.fetchone()), now)
             if key is not None and last_used_is_due(key, now):
@@ -325,7 +354,7 @@ class PostgresCredentialChecks:
     async def _check_oauth_token(self, presented: str) -> tuple[Caller, int] | None:
         async with self.pool.connection() as conn:
             checksum = oauth_server.token_checksum(presented)
-            cursor = await conn.execute(self.token_query.sql, [checksum])
+            cursor = await self._execute(conn, self.token_query.sql, [checksum])
             now = timezone.now()
             found = self.token_query.token_and_app(self.connection, await cursor.fetchone())
             if found is None:

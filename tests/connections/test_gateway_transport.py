@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
 
 import httpx
 import pytest
@@ -22,12 +23,17 @@ from connections.attio import AttioError
 def served(fake_attio, monkeypatch, settings):
     """The fake Attio on loopback, reached through `attio.gateway_transport()`."""
     monkeypatch.setattr(attio, "async_transport", None)
-    monkeypatch.setattr(attio, "TIMEOUT", httpx.Timeout(0.5))
     fake_attio.server_hang_seconds = 3.0
     attio._async_clients.clear()
     with fake_attio.serve() as url:
         settings.ATTIO_API_BASE_URL = url
         yield fake_attio
+    attio._async_clients.clear()
+
+
+def short_timeouts(monkeypatch) -> None:
+    """Attio's timeouts at half a second (the client is made on the next call)."""
+    monkeypatch.setattr(attio, "TIMEOUT", httpx.Timeout(0.5))
     attio._async_clients.clear()
 
 
@@ -103,7 +109,8 @@ def test_a_rate_limit_is_waited_out_and_the_call_made_once_more(served):
     assert [c.status for c in served.calls_to("records.get")] == [429, 200]
 
 
-def test_a_read_that_times_out_is_tried_three_times_then_says_so(served):
+def test_a_read_that_times_out_is_tried_three_times_then_says_so(served, monkeypatch):
+    short_timeouts(monkeypatch)
     token = served.add_api_key()
     served.fail_next("records.get", exception=httpx.ReadTimeout, times=3)
 
@@ -127,7 +134,8 @@ def test_a_write_whose_answer_is_lost_is_not_sent_again(served):
     assert served.count("notes.create") == 1
 
 
-def test_a_write_whose_timeout_comes_after_sending_is_not_sent_again(served):
+def test_a_write_whose_timeout_comes_after_sending_is_not_sent_again(served, monkeypatch):
+    short_timeouts(monkeypatch)
     token = served.add_api_key()
     ada = ada_of(served)
     served.fail_next("notes.create", exception=httpx.ReadTimeout)
@@ -190,37 +198,151 @@ def test_attio_away_ends_as_could_not_be_reached(fake_attio, monkeypatch, settin
 
 
 @pytest.fixture
-def not_http(monkeypatch, settings):
-    """A server that answers every connection with bytes that are not HTTP."""
+def raw_attio(monkeypatch, settings):
+    """`raw_attio(answer, call)`: run `call()` against a plain asyncio server whose every
+    connection is handled by `answer(reader, writer, requests)`, on the production
+    transport; answer what `call()` answered (or raise what it raised) and the request
+    lines the server read."""
     monkeypatch.setattr(attio, "async_transport", None)
     attio._async_clients.clear()
 
-    async def answer(reader, writer):
-        await reader.read(1024)
+    def serve(answer, call):
+        requests: list[bytes] = []
+
+        async def go():
+            server = await asyncio.start_server(lambda r, w: answer(r, w, requests), "127.0.0.1", 0)
+            settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+            async with server:
+                try:
+                    return await call()
+                finally:
+                    await attio.aclose_clients()
+
+        try:
+            return asyncio.run(go()), requests
+        except AttioError as e:
+            e.requests = requests
+            raise
+
+    return serve
+
+
+async def read_request_line(reader, requests) -> None:
+    requests.append(await reader.readline())
+    while await reader.readline() not in (b"\r\n", b""):
+        pass
+
+
+def test_an_answer_that_is_not_http_is_an_attio_error(raw_attio, fake_attio):
+    token = fake_attio.add_api_key()
+
+    async def not_http(reader, writer, requests):
+        await read_request_line(reader, requests)
         writer.write(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
         await writer.drain()
         writer.close()
 
-    async def serving(call):
-        server = await asyncio.start_server(answer, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{port}"
-        async with server:
-            try:
-                return await call()
-            finally:
-                await attio.aclose_clients()
+    with pytest.raises(AttioError) as caught:
+        raw_attio(not_http, lambda: attio.aget_self(token))
 
-    return serving
+    assert str(caught.value) == "Attio could not be reached"
 
 
-def test_an_answer_that_is_not_http_is_an_attio_error(not_http, fake_attio):
+async def hang_up(reader, writer, requests):
+    # Reads the request, then closes the connection without a word.
+    await read_request_line(reader, requests)
+    writer.close()
+
+
+@pytest.mark.parametrize("method", ["DELETE", "PUT", "POST"])
+def test_a_write_whose_connection_drops_before_any_answer_is_sent_once(
+    raw_attio, fake_attio, method
+):
+    # aiohttp by itself sends a PUT or DELETE again when this happens.
     token = fake_attio.add_api_key()
 
     with pytest.raises(AttioError) as caught:
-        asyncio.run(not_http(lambda: attio.aget_self(token)))
+        raw_attio(hang_up, lambda: attio.arequest(method, "/v2/notes/n1", token, json={}))
 
     assert str(caught.value) == "Attio could not be reached"
+    assert [line.split()[0] for line in caught.value.requests] == [method.encode()]
+
+
+def test_a_read_whose_connection_drops_is_tried_three_times(raw_attio, fake_attio):
+    token = fake_attio.add_api_key()
+
+    with pytest.raises(AttioError) as caught:
+        raw_attio(hang_up, lambda: attio.arequest("GET", "/v2/objects", token))
+
+    assert len(caught.value.requests) == attio.READ_ATTEMPTS
+
+
+def test_a_peer_that_stops_reading_a_write_ends_it_as_timed_out(raw_attio, fake_attio, monkeypatch):
+    # aiohttp times connecting and reading, not sending: the attempt's own bound ends it.
+    short_timeouts(monkeypatch)
+    token = fake_attio.add_api_key()
+    body = {"data": {"content": "x" * 32_000_000}}  # more than the sockets' buffers hold
+
+    async def never_reads(reader, writer, requests):
+        requests.append(b"connected")
+        await asyncio.sleep(30)
+
+    started = time.monotonic()
+    with pytest.raises(AttioError) as caught:
+        raw_attio(never_reads, lambda: attio.arequest("POST", "/v2/notes", token, json=body))
+
+    assert str(caught.value) == "Attio timed out"
+    assert time.monotonic() - started < 10
+    assert caught.value.requests == [b"connected"]
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+def without_proxies(monkeypatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
+def test_the_proxy_from_the_environment_carries_the_calls(
+    raw_attio, fake_attio, monkeypatch, settings
+):
+    without_proxies(monkeypatch)
+    token = fake_attio.add_api_key()
+
+    async def proxy(reader, writer, requests):
+        await read_request_line(reader, requests)
+        body = b'{"data": []}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    async def call():
+        # The proxy is this server; Attio is a name only the proxy would resolve.
+        monkeypatch.setenv("HTTP_PROXY", settings.ATTIO_API_BASE_URL)
+        settings.ATTIO_API_BASE_URL = "http://attio.invalid"
+        return await attio.arequest("GET", "/v2/objects", token)
+
+    answer, requests = raw_attio(proxy, call)
+
+    assert answer == {"data": []}
+    assert requests == [b"GET http://attio.invalid/v2/objects HTTP/1.1\r\n"]
+
+
+def test_no_proxy_exempts_attio_as_httpx_would(monkeypatch):
+    without_proxies(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    assert attio.environment_proxy("https://api.attio.com").url == "http://proxy.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "api.attio.com")
+    assert attio.environment_proxy("https://api.attio.com") is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("NO_PROXY")
+    assert attio.environment_proxy("https://api.attio.com") is None
 
 
 def test_closing_the_pools_closes_aiohttps_session(served):

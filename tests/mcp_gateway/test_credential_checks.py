@@ -10,7 +10,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
@@ -277,53 +277,97 @@ def test_both_implementations_answer_the_same_tokens_alike(token_rows):
     assert {n: summary(a) for n, a in orm.items()} == {n: summary(a) for n, a in pool.items()}
 
 
-def prepared_on_the_pool(key_checks, presented: str, revoke=None) -> tuple[list, list, list]:
-    """Check `presented` five times on one pooled connection, revoke it if asked, check it
-    again; answer the answers and the statements that connection holds prepared."""
+def on_one_pooled_connection(key_checks, *steps):
+    """Run `steps` (async callables given the running checks) with the pool held to one
+    connection; answer what each answered."""
+    key_checks.CONNECTIONS = 1
 
     async def go():
         async with key_checks.running():
-            first = [await key_checks.check(presented) for _ in range(5)]
-            if revoke is not None:
-                await revoke()
-            after = []
-            try:
-                after.append(await key_checks.check(presented))
-            except auth.KeyRefused as refused:
-                after.append(refused)
-            async with key_checks.pool.connection() as conn:
-                cursor = await conn.execute("SELECT statement FROM pg_prepared_statements")
-                prepared = [row[0] for row in await cursor.fetchall()]
-        return first, after, prepared
+            return [await step(key_checks) for step in steps]
 
     return async_to_sync(go)()
 
 
-def test_the_pool_prepares_its_key_query_and_a_revocation_still_counts_at_once(
-    alice, alice_key, settings
-):
+def check(presented: str):
+    async def step(key_checks):
+        try:
+            return await key_checks.check(presented)
+        except auth.KeyRefused as refused:
+            return refused
+
+    return step
+
+
+async def prepared_statements(key_checks) -> list[str]:
+    async with key_checks.pool.connection() as conn:
+        cursor = await conn.execute("SELECT statement FROM pg_prepared_statements", prepare=False)
+        return [row[0] for row in await cursor.fetchall()]
+
+
+def test_the_pool_prepares_its_key_query_and_a_revocation_still_counts_at_once(alice_key, settings):
     settings.MCP_PREPARED_KEY_CHECKS = True
     key, plaintext = alice_key
     checks = PostgresCredentialChecks(connection)
-    checks.CONNECTIONS = 1  # every check on the same connection
 
-    async def revoke():
+    async def revoke(_):
         await ApiKey.objects.filter(pk=key.pk).aupdate(revoked_at=timezone.now())
 
-    first, after, prepared = prepared_on_the_pool(checks, plaintext, revoke)
+    first, prepared, *more, _, after = on_one_pooled_connection(
+        checks,
+        check(plaintext),
+        prepared_statements,
+        *[check(plaintext)] * 4,
+        revoke,
+        check(plaintext),
+    )
 
-    assert all(isinstance(k, ApiKey) and k.pk == key.pk for k in first)
-    assert isinstance(after[0], auth.KeyRefused) and after[0].key.pk == key.pk
-    assert checks.query.sql.strip()[:40] in "\n".join(s.strip() for s in prepared)
+    # Prepared from the first check on (psycopg's own default waits for the sixth); the
+    # other statement is that check's last_used_at write.
+    key_query = checks.query.sql.strip().partition("%s")[0]
+    assert [s for s in prepared if s.strip().startswith(key_query)] != []
+    assert all(isinstance(k, ApiKey) and k.pk == key.pk for k in [first, *more])
+    assert isinstance(after, auth.KeyRefused) and after.key.pk == key.pk
 
 
 def test_prepared_key_checks_can_be_turned_off_for_a_pooler(alice_key, settings):
     settings.MCP_PREPARED_KEY_CHECKS = False
     key, plaintext = alice_key
     checks = PostgresCredentialChecks(connection)
-    checks.CONNECTIONS = 1
 
-    first, after, prepared = prepared_on_the_pool(checks, plaintext)
+    *answers, prepared = on_one_pooled_connection(
+        checks, *[check(plaintext)] * 6, prepared_statements
+    )
 
-    assert all(k.pk == key.pk for k in first + after)
+    assert all(k.pk == key.pk for k in answers)
     assert prepared == []
+
+
+def test_a_prepared_check_outdated_by_a_migration_is_prepared_again(alice_key, settings, caplog):
+    # A column the key query selects changes type while the worker runs (a deploy's
+    # migration): PostgreSQL refuses the prepared statement ("cached plan must not change
+    # result type") until it is prepared again.
+    settings.MCP_PREPARED_KEY_CHECKS = True
+    key, plaintext = alice_key
+    checks = PostgresCredentialChecks(connection)
+    table = ApiKey._meta.db_table
+
+    def alter(length: int):
+        async def step(_):
+            def run():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"ALTER TABLE {table} ALTER COLUMN name TYPE varchar({length})")
+
+            await sync_to_async(run)()
+
+        return step
+
+    try:
+        before, _, after = on_one_pooled_connection(
+            checks, check(plaintext), alter(101), check(plaintext)
+        )
+    finally:
+        async_to_sync(alter(100))(None)
+
+    assert before.pk == key.pk and after.pk == key.pk
+    assert "preparing it again" in caplog.text
