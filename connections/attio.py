@@ -528,7 +528,8 @@ def environment_proxy(url: str) -> httpx.Proxy | None:
     """The proxy HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name for `url`, unless NO_PROXY
     exempts its host: what httpx's own pool would use. Read once, as httpx does."""
     parts = urlsplit(url)
-    proxy = urllib.request.getproxies().get(parts.scheme) or urllib.request.getproxies().get("all")
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
     if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
         return None
     return httpx.Proxy(proxy)

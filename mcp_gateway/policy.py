@@ -126,10 +126,11 @@ def policy_allows_api_writes(caller: auth.Caller) -> bool:
 
 def policy_allows_writes(caller: auth.Caller) -> bool:
     """Whether the owner's tool policies allow any tool that writes."""
-    access = caller.tool_access
-    if access is None or "attio_request" in access.tools:
+    if policy_allows_api_writes(caller):
         return True
-    return any(tools.exists(name) and not open_to_read_only(name) for name in access.tools)
+    return any(
+        tools.exists(name) and not open_to_read_only(name) for name in caller.tool_access.tools
+    )
 
 
 def tool_policy_refusal(caller: auth.Caller, name: str) -> str:

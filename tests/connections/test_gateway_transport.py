@@ -20,15 +20,21 @@ from connections.attio import AttioError
 
 
 @pytest.fixture
-def served(fake_attio, monkeypatch, settings):
-    """The fake Attio on loopback, reached through `attio.gateway_transport()`."""
+def production_transport(monkeypatch):
+    """No test transport: the gateway's pool is made with `attio.gateway_transport()`."""
     monkeypatch.setattr(attio, "async_transport", None)
-    fake_attio.server_hang_seconds = 3.0
     attio._async_clients.clear()
+    yield
+    attio._async_clients.clear()
+
+
+@pytest.fixture
+def served(fake_attio, production_transport, settings):
+    """The fake Attio on loopback, reached through `attio.gateway_transport()`."""
+    fake_attio.server_hang_seconds = 3.0
     with fake_attio.serve() as url:
         settings.ATTIO_API_BASE_URL = url
         yield fake_attio
-    attio._async_clients.clear()
 
 
 def short_timeouts(monkeypatch) -> None:
@@ -154,12 +160,10 @@ def free_port() -> int:
 
 
 def test_a_write_refused_a_connection_reached_nobody_so_goes_again(
-    fake_attio, monkeypatch, settings
+    fake_attio, production_transport, monkeypatch, settings
 ):
     # Attio comes up once the first attempt has been refused: the write is tried again
     # (nothing was sent) and lands once.
-    monkeypatch.setattr(attio, "async_transport", None)
-    attio._async_clients.clear()
     port = free_port()
     settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{port}"
     token = fake_attio.add_api_key()
@@ -183,9 +187,7 @@ def test_a_write_refused_a_connection_reached_nobody_so_goes_again(
     assert fake_attio.count("notes.create") == 1
 
 
-def test_attio_away_ends_as_could_not_be_reached(fake_attio, monkeypatch, settings):
-    monkeypatch.setattr(attio, "async_transport", None)
-    attio._async_clients.clear()
+def test_attio_away_ends_as_could_not_be_reached(fake_attio, production_transport, settings):
     settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
     token = fake_attio.add_api_key()
 
@@ -198,28 +200,23 @@ def test_attio_away_ends_as_could_not_be_reached(fake_attio, monkeypatch, settin
 
 
 @pytest.fixture
-def raw_attio(monkeypatch, settings):
+def raw_attio(production_transport, settings):
     """`raw_attio(answer, call)`: run `call()` against a plain asyncio server whose every
     connection is handled by `answer(reader, writer, requests)`, on the production
     transport; answer what `call()` answered (or raise what it raised) and the request
     lines the server read."""
-    monkeypatch.setattr(attio, "async_transport", None)
-    attio._async_clients.clear()
 
     def serve(answer, call):
         requests: list[bytes] = []
 
-        async def go():
+        async def served_call():
             server = await asyncio.start_server(lambda r, w: answer(r, w, requests), "127.0.0.1", 0)
             settings.ATTIO_API_BASE_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
             async with server:
-                try:
-                    return await call()
-                finally:
-                    await attio.aclose_clients()
+                return await call()
 
         try:
-            return asyncio.run(go()), requests
+            return run(served_call), requests
         except AttioError as e:
             e.requests = requests
             raise
